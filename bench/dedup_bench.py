@@ -1,6 +1,6 @@
 """Dedup benchmark: signature speed next to datasketch, detection quality, and the whole stage at scale.
 
-    .venv/bin/python -m bench.dedup_bench [--docs 100000] [--skip-stage] [--ray]
+    .venv/bin/python -m bench.dedup_bench [--docs 100000,1000000] [--skip-stage] [--ray]
 
 1. Signatures: docs/s on one core for real Gutenberg text (5-paragraph documents), ours (text ->
    normalized -> shingles -> signatures, all in numpy) vs datasketch: `MinHash(num_perm=128)` +
@@ -10,9 +10,12 @@
    Jaccard reaches the threshold (exactly the stage's rule). Precision/recall vs exact Jaccard >= 0.5.
 3. Quality on the human-judged CopyCat pairs (near_duplicates/SOURCES.md): recall vs label >= 2 and
    vs S3 >= 0.82 (CopyCat's own near-duplicate cut), and agreement with exact Jaccard.
-4. The whole stage on N documents made of real sentences with planted exact and near copies, in a
-   fresh process: wall time and peak RSS (serial by default: one process runs every task, so its
-   peak is the largest task's; with --ray also the largest sampled RSS of any Ray worker).
+4. The whole stage on N documents (one run per size in --docs, to show how cost grows) made of real
+   sentences with planted exact and near copies, in a fresh process: wall time and peak RSS (serial
+   by default: one process runs every task, so its peak is the largest task's; with --ray also the
+   largest RSS of one process and the peak of driver + all Ray processes together, RSS and PSS).
+
+Results: bench/results/dedup_bench.json.
 """
 
 from __future__ import annotations
@@ -20,12 +23,11 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import random
 import re
-import resource
 import shutil
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -41,6 +43,7 @@ from pipeline.schema import Doc, docs_to_table
 from pipeline.shards import write_table
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+RESULTS = Path(__file__).resolve().parent / "results" / "dedup_bench.json"
 BOOKS = ["14263.txt", "15122.txt", "16215.txt", "16595.txt", "24675-8.txt", "44157-0.txt"]
 
 
@@ -190,36 +193,25 @@ def _make_corpus(paras: list[str], n_docs: int, out: Path, shards: int) -> dict:
     return {**planted, "sentence_pool": len(sentences), "text_mb": round(sum(len(d.text) for d in docs) / 1e6, 1)}
 
 
-class _RaySampler(threading.Thread):
-    """Largest RSS of any `ray::` worker process, sampled from /proc every 0.2 s."""
-
-    def __init__(self) -> None:
-        super().__init__(daemon=True)
-        self.peak_kb = 0
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.wait(0.2):
-            for proc in Path("/proc").glob("[0-9]*"):
-                try:
-                    if b"ray::" not in (proc / "cmdline").read_bytes():
-                        continue
-                    for line in (proc / "status").read_text().splitlines():
-                        if line.startswith("VmRSS:"):
-                            self.peak_kb = max(self.peak_kb, int(line.split()[1]))
-                except OSError:
-                    continue
+def _peak_rss_mb() -> int:
+    """This process's own peak RSS (VmHWM: unlike ru_maxrss, not inherited from the parent over exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024)
+    return -1
 
 
 def _stage_child(in_dir: str, out_dir: str, use_ray: bool) -> None:
     """Runs in a fresh process: the stage only, so its peak RSS is not the corpus generator's."""
     shards = sorted(Path(in_dir).glob("*.parquet"))
     if use_ray:
+        from bench.pipeline_vs_datatrove import TreeSampler
         from pipeline.executor import RayExecutor
 
-        executor = RayExecutor(num_cpus=2, progress=False)
-        sampler = _RaySampler()
+        # Ray's GCS, raylet and workers are this process's descendants: the sampler sums them all
+        sampler = TreeSampler(os.getpid())
         sampler.start()
+        executor = RayExecutor(num_cpus=2, progress=False)
     else:
         from pipeline.executor import SerialExecutor
 
@@ -227,12 +219,15 @@ def _stage_child(in_dir: str, out_dir: str, use_ray: bool) -> None:
     t = time.perf_counter()
     report = run_global_stage(DedupStage(DedupConfig()), shards, Path(out_dir), Path(out_dir + "-scratch"), executor)
     wall = time.perf_counter() - t
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result = {"executor": "ray(2 cpus)" if use_ray else "serial (one process runs every task)",
-              "wall_s": round(wall, 1), "driver_peak_rss_mb": round(peak_kb / 1024)}
+              "wall_s": round(wall, 1), "driver_peak_rss_mb": _peak_rss_mb()}
     if use_ray:
         sampler.stop.set()
-        result["largest_worker_rss_mb"] = round(sampler.peak_kb / 1024)
+        sampler.join()
+        tree = sampler.summary()
+        result["largest_process_rss_mb"] = tree["peak_single_process_rss_mb"]
+        result["peak_total_rss_mb"] = tree["peak_tree_rss_mb"]
+        result["peak_total_pss_mb"] = tree["peak_tree_pss_mb"]
     totals = report.to_json()["totals"]
     result.update(rejected=totals["rejected_docs"], kept=totals["kept_docs"], reasons=_reasons(report.to_json()))
     print("RESULT " + json.dumps(result), flush=True)
@@ -265,7 +260,7 @@ def _reasons(stage: dict) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--docs", type=int, default=100_000)
+    ap.add_argument("--docs", default="100000", help="comma-separated corpus sizes for the stage runs")
     ap.add_argument("--skip-stage", action="store_true")
     ap.add_argument("--ray", action="store_true", help="run the stage on a local Ray (2 CPUs)")
     args = ap.parse_args()
@@ -276,8 +271,12 @@ def main() -> None:
     results["human_judged_pairs"] = bench_human_pairs()
     print(json.dumps({k: results[k] for k in ("controlled_edits", "human_judged_pairs")}, indent=2), flush=True)
     if not args.skip_stage:
-        results["stage"] = bench_stage(paras, args.docs, args.ray)
-        print(json.dumps(results["stage"], indent=2), flush=True)
+        results["stage"] = []
+        for n_docs in (int(x) for x in args.docs.split(",")):
+            results["stage"].append(bench_stage(paras, n_docs, args.ray))
+            print(json.dumps(results["stage"][-1], indent=2), flush=True)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

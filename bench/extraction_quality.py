@@ -44,12 +44,15 @@ VARIANTS: dict[str, HtmlConfig] = {
     "trafilatura_defaults": _TRAFILATURA_DEFAULTS,
     "favor_precision": replace(_TRAFILATURA_DEFAULTS, favor_precision=True),
     "ours": HtmlConfig(),
+    # datatrove's Trafilatura extractor: extract(favor_precision=True, include_comments=False,
+    # deduplicate=True), no tree-size cap
+    "datatrove": replace(_TRAFILATURA_DEFAULTS, favor_precision=True, include_comments=False, deduplicate=True),
     # candidates measured when choosing "ours"
     "fast": replace(_TRAFILATURA_DEFAULTS, fast=True),
     "fast_nocomments": HtmlConfig(fast=True, favor_precision=False),
     "fast_precision_nocomments": HtmlConfig(fast=True, favor_precision=True),
 }
-DEFAULT_VARIANTS = ["trafilatura_defaults", "favor_precision", "ours"]
+DEFAULT_VARIANTS = ["trafilatura_defaults", "favor_precision", "datatrove", "ours"]
 _TOKEN_RE = re.compile(r"\w+")
 
 

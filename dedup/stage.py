@@ -40,6 +40,8 @@ VERIFY_MODES = ("signature", "exact")
 _ROW_MASK = (1 << 32) - 1
 _BATCH_ROWS = 2048
 _BATCH_TEXT_BYTES = 8 << 20
+_BAND_ROWS_PER_PARTITION = 4_000_000  # (band, key, node) rows: ~72 MB, a few times that while sorting
+_MAX_PARTITIONS = 1024
 SURVIVOR, EXACT_DUP, NEAR_DUP = 0, 1, 2
 
 
@@ -53,7 +55,7 @@ class DedupConfig:
     num_perm: int = 128
     shingle_size: int = 5  # words per shingle
     seed: int = 1  # permutation seed (datasketch's MinHash default is 1)
-    hash_function: str = "sha1"  # "sha1": signatures identical to datasketch; "poly64": ~3x faster
+    hash_function: str = "poly64"  # or "sha1": datasketch's default hash, ~5x slower (dedup/minhash.py)
     bands: int = 0
     rows: int = 0
     false_positive_weight: float = 0.5
@@ -62,7 +64,7 @@ class DedupConfig:
     all_pairs_max: int = 64  # larger LSH buckets are linked by star + chain instead of all pairs
     source_priority: list[str] = field(default_factory=list)  # survivor preference, best first
     quality_column: str = "quality_classifier_score"  # higher wins among equal priority, if present
-    partitions: int = 0  # hash partitions for buckets and components; 0 = from workers and shards
+    partitions: int = 0  # hash partitions for buckets and components; 0 = from the data size and workers
 
     def __post_init__(self) -> None:
         if self.hash_function not in minhash.HASH_FUNCTIONS:
@@ -99,8 +101,8 @@ class DedupStage(GlobalStage):
         shards = sorted(in_shards, key=lambda p: p.name)
         work = scratch / "dedup"
         shutil.rmtree(work, ignore_errors=True)
-        parts = cfg.partitions or max(2, 2 * executor.num_workers, min(256, len(shards)))
         bands, rows = cfg.lsh_params()
+        parts = cfg.partitions or default_partitions(shards, bands if cfg.near else 1, executor.num_workers)
         ctx = executor.put(_Context(str(work), [str(p) for p in shards], parts, cfg, bands, rows))
         n = len(shards)
         executor.map(signature_task, list(range(n)), desc="dedup: signatures", shared=ctx)
@@ -113,6 +115,19 @@ class DedupStage(GlobalStage):
         executor.map(attrs_task, list(range(n)), desc="dedup: cluster attributes", shared=ctx)
         executor.map(survivor_task, list(range(parts)), desc="dedup: survivors", shared=ctx)
         executor.map(write_task, [(i, str(out_dir)) for i in range(n)], desc="dedup: write", shared=ctx)
+
+
+def default_partitions(shards: list[Path], rows_per_doc: int, workers: int) -> int:
+    """Hash partitions sized by the data, not by the shard count.
+
+    Every exchange writes one file per (shard, partition), so partitions that grew with the shards
+    would make the file count, and the time, grow with the square of the corpus. Sizing them by band
+    rows (about _BAND_ROWS_PER_PARTITION each) keeps one task's memory bounded and the file count
+    linear in the shards for a given corpus density; at least two per worker so all are busy.
+    """
+    docs = sum(pq.read_metadata(p).num_rows for p in shards)
+    by_size = -(-docs * rows_per_doc // _BAND_ROWS_PER_PARTITION)
+    return int(min(_MAX_PARTITIONS, max(2, 2 * workers, by_size)))
 
 
 @dataclass

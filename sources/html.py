@@ -51,6 +51,7 @@ class HtmlConfig:
     favor_recall: bool = False
     include_comments: bool = False  # user comments are mostly short, repetitive and off-topic
     include_tables: bool = True
+    deduplicate: bool = False  # trafilatura's in-page duplicate-segment removal (datatrove turns it on)
     min_extracted_chars: int = 250  # trafilatura's MIN_EXTRACTED_SIZE: below it, it tries harder
     min_text_chars: int = 1  # shorter extractions are rejected as `extract-empty`
     max_html_bytes: int = 2 << 20  # larger pages are rejected before parsing (`html-too-large`)
@@ -201,7 +202,7 @@ def extract_text(html: str, url: str | None, config: HtmlConfig) -> tuple[str | 
                 include_comments=config.include_comments,
                 include_tables=config.include_tables,
                 with_metadata=False,
-                deduplicate=False,
+                deduplicate=config.deduplicate,
                 config=cfg,
             )
     except ExtractionTimeout:

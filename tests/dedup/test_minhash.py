@@ -12,7 +12,14 @@ import pytest
 from datasketch import MinHash
 from datasketch.lsh import _optimal_param
 
-from dedup.minhash import band_keys, optimal_lsh_params, poly_hash32, sha1_hash32, signatures
+from dedup.minhash import (
+    band_keys,
+    optimal_lsh_params,
+    poly64_hashfunc,
+    poly_hash32,
+    sha1_hash32,
+    signatures,
+)
 from dedup.normalize import _normalize_ascii, _normalize_regex, normalize_array, shingle_spans
 from tests.conftest import data_path
 
@@ -37,14 +44,19 @@ def test_sha1_hash32_matches_hashlib_for_one_and_many_blocks():
     assert (spans.ends - spans.starts).max() > 119
 
 
-@pytest.mark.parametrize(("num_perm", "seed", "k"), [(128, 1, 5), (64, 42, 3), (256, 7, 5)])
-def test_signatures_equal_datasketch_on_real_text(num_perm, seed, k):
+@pytest.mark.parametrize(
+    ("num_perm", "seed", "k", "hash_function"),
+    [(128, 1, 5, "sha1"), (64, 42, 3, "sha1"), (256, 7, 5, "sha1"), (128, 1, 5, "poly64"), (64, 42, 3, "poly64")],
+)
+def test_signatures_equal_datasketch_on_real_text(num_perm, seed, k, hash_function):
     docs = _real_docs()
     spans = shingle_spans(normalize_array(pa.array(docs)), k)
-    sig = signatures(spans, num_perm=num_perm, seed=seed)
+    sig = signatures(spans, num_perm=num_perm, seed=seed, hash_function=hash_function)
     assert sig.shape == (len(docs), num_perm)
+    # sha1 is datasketch's own default; poly64 is ours, handed to datasketch as its hashfunc
+    extra = {"hashfunc": poly64_hashfunc} if hash_function == "poly64" else {}
     for d in range(len(docs)):
-        ref = MinHash(num_perm=num_perm, seed=seed)
+        ref = MinHash(num_perm=num_perm, seed=seed, **extra)
         ref.update_batch(spans.of_doc(d))
         assert np.array_equal(ref.hashvalues, sig[d]), f"doc {d}"
     # an empty document has no shingle and datasketch's empty signature
@@ -58,6 +70,14 @@ def test_poly_hash_depends_only_on_the_shingle_bytes():
     for i in range(len(h)):
         assert seen.setdefault(spans.shingle_bytes(i), int(h[i])) == int(h[i])
     assert len(set(seen.values())) >= len(seen) - 2  # 32-bit: a rare collision at most
+
+
+def test_poly_hash_of_long_shingles_matches_the_per_shingle_function():
+    # 40-word shingles span hundreds of bytes: the prefix-sum powers must stay exact that far
+    spans = shingle_spans(normalize_array(pa.array(_real_docs())), 40)
+    h = poly_hash32(spans.data, spans.starts, spans.ends)
+    assert (spans.ends - spans.starts).max() > 200
+    assert [poly64_hashfunc(spans.shingle_bytes(i)) for i in range(len(h))] == h.tolist()
 
 
 def test_ascii_fast_normalization_equals_regex_path():
