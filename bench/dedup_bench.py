@@ -261,7 +261,7 @@ def _reasons(stage: dict) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", default="100000", help="comma-separated corpus sizes for the stage runs")
-    ap.add_argument("--skip-stage", action="store_true")
+    ap.add_argument("--skip-stage", action="store_true", help="no stage runs; the saved ones are kept")
     ap.add_argument("--ray", action="store_true", help="run the stage on a local Ray (2 CPUs)")
     args = ap.parse_args()
     paras = _paragraphs()
@@ -270,7 +270,11 @@ def main() -> None:
     results["controlled_edits"] = bench_controlled(paras)
     results["human_judged_pairs"] = bench_human_pairs()
     print(json.dumps({k: results[k] for k in ("controlled_edits", "human_judged_pairs")}, indent=2), flush=True)
-    if not args.skip_stage:
+    if args.skip_stage:  # keep the stage runs of the last full run
+        previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        if "stage" in previous:
+            results["stage"] = previous["stage"]
+    else:
         results["stage"] = []
         for n_docs in (int(x) for x in args.docs.split(",")):
             results["stage"].append(bench_stage(paras, n_docs, args.ray))

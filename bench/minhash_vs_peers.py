@@ -15,7 +15,8 @@ best of --repeats, the documents already in memory:
 * datatrove (its own venv, bench/datatrove_pipeline.py signatures): MinhashDedupSignature with 25
   bands x 5 rows = 125 hashes (the LSH shape both pipelines use) and its default 64-bit xxhash, also
   with 32-bit sha1; the whole step (spaCy word tokenization, shingles, signatures, sorting and
-  writing the per-band files) and the compute alone (get_shingles + get_signature).
+  writing the per-band files) and the compute alone (get_shingles + get_signature), timed once (it is
+  ~50x slower than the others, so noise does not matter).
 
 Results: bench/results/minhash_vs_peers.json.
 """
@@ -123,7 +124,7 @@ def main() -> int:
     peer = ensure_peer_venv()
     if isinstance(peer, Path):
         out = subprocess.run([str(peer), str(REPO / "bench" / "datatrove_pipeline.py"), "signatures", "--docs",
-                              str(DOCS_FILE), "--repeats", str(args.repeats)], capture_output=True, text=True,
+                              str(DOCS_FILE), "--repeats", "1"], capture_output=True, text=True,
                              cwd=REPO)
         if out.returncode == 0:
             peer_result = json.loads(out.stdout.strip().splitlines()[-1])

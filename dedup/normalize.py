@@ -128,9 +128,18 @@ def shingle_spans(normalized: pa.Array, k: int) -> ShingleSpans:
     lo, hi = int(offsets[0]), int(offsets[-1])
     doc_start, doc_end = offsets[:-1], offsets[1:]
     nonempty = doc_end > doc_start
-    spaces = np.flatnonzero(data[lo:hi] == _SPACE).astype(np.int64) + lo
-    word_starts = np.sort(np.concatenate([doc_start[nonempty], spaces + 1]))
-    word_ends = np.sort(np.concatenate([spaces, doc_end[nonempty]]))
+    # Normalized text has single spaces and none at either end, so a word starts after every space and
+    # at every non-empty document's start, and ends at every space and every non-empty document's end.
+    # Marking those byte positions gives both lists already sorted (no sort of a million offsets).
+    is_space = data[lo:hi] == _SPACE
+    starts_mark = np.zeros(hi - lo + 1, bool)
+    starts_mark[1:] = is_space
+    starts_mark[doc_start[nonempty] - lo] = True
+    ends_mark = np.zeros(hi - lo + 1, bool)
+    ends_mark[:-1] = is_space
+    ends_mark[doc_end[nonempty] - lo] = True
+    word_starts = np.flatnonzero(starts_mark[:-1]).astype(np.int64) + lo
+    word_ends = np.flatnonzero(ends_mark).astype(np.int64) + lo
     word_doc = np.searchsorted(doc_end, word_starts, side="right").astype(np.int64)
     words_per_doc = np.bincount(word_doc, minlength=n).astype(np.int64)
     first_word = np.concatenate([[0], np.cumsum(words_per_doc)[:-1]]).astype(np.int64)

@@ -96,6 +96,19 @@ def test_shingles_are_word_kgrams_of_normalized_text():
     assert spans.of_doc(2) == []
 
 
+@pytest.mark.parametrize("k", [1, 5, 13])
+def test_shingles_of_real_text_equal_python_word_kgrams(k):
+    docs = _real_docs()
+    docs = docs[:10] + ["", "x"] + docs[10:20] + ["", ""] + docs[20:]  # empty documents in between
+    normalized = normalize_array(pa.array(docs))
+    spans = shingle_spans(normalized, k)
+    for d, text in enumerate(normalized.to_pylist()):
+        words = text.split(" ") if text else []
+        want = [" ".join(words[i : i + k]) for i in range(len(words) - k + 1)] if len(words) >= k else (
+            [" ".join(words)] if words else [])
+        assert spans.of_doc(d) == [w.encode() for w in want], f"doc {d}"
+
+
 @pytest.mark.parametrize("threshold", [0.3, 0.5, 0.7, 0.8, 0.9])
 @pytest.mark.parametrize("num_perm", [32, 128, 256])
 def test_lsh_params_equal_datasketch(threshold, num_perm):
