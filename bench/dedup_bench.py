@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from bench import save_results
 from dedup import minhash
 from dedup.lsh import exact_jaccard, signature_similarity
 from dedup.normalize import normalize_array, shingle_spans
@@ -279,8 +280,7 @@ def main() -> None:
         for n_docs in (int(x) for x in args.docs.split(",")):
             results["stage"].append(bench_stage(paras, n_docs, args.ray))
             print(json.dumps(results["stage"][-1], indent=2), flush=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    save_results(RESULTS, results)
 
 
 if __name__ == "__main__":

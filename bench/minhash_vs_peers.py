@@ -35,6 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bench import save_results
 from bench.pipeline_vs_datatrove import PEER_VENV, REPO, WORK, ensure_peer_venv
 from dedup import minhash
 from dedup.normalize import normalize_array, shingle_spans
@@ -143,8 +144,7 @@ def main() -> int:
     for k, v in result.items():
         print(f"{k:<{width}}  {v}")
     if not args.no_save:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+        save_results(RESULTS, result)
     return 0
 
 

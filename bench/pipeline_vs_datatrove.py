@@ -38,6 +38,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench import save_results
 from bench.make_warc import build as build_warcs
 from bench.make_warc import source_pages
 
@@ -330,8 +331,7 @@ def main() -> int:
         for s in peer_scales if f"datatrove-{s}x" in by_label}
     print("ratios (corpusforge / datatrove docs/s):", result["ratios_corpusforge_over_datatrove_docs_per_s"])
     if not args.no_save:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+        save_results(RESULTS, result)
     return 0
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from bench import save_results
 from pipeline.executor import SerialExecutor
 from pipeline.reader import TokenDataset
 from pipeline.schema import DOC_SCHEMA
@@ -151,8 +152,7 @@ def main() -> int:
     target = result["ratio_vs_encode_batch"] >= 0.85
     print(f"target (>= 85% of raw encode_batch): {'met' if target else 'NOT met'}")
     if not args.no_save:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+        save_results(RESULTS, result)
     return 0
 
 
