@@ -9,8 +9,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from dedup import stage as dedup_stage
 from dedup.normalize import normalize_text
-from dedup.stage import DedupConfig, DedupStage
+from dedup.stage import DedupConfig, DedupStage, default_partitions
 from pipeline.config import ConfigError, from_mapping
 from pipeline.executor import SerialExecutor
 from pipeline.runner import run_global_stage
@@ -180,3 +181,14 @@ def test_end_to_end_with_ray_accounting(corpus, tmp_path, ray_executor):
     # a rerun reuses every shard
     again = run_global_stage(DedupStage(DedupConfig()), shards, out, tmp_path / "scratch-again", ray_executor)
     assert again.shards_reused == len(shards)
+
+
+def test_default_partitions_follow_the_data_not_the_shard_count(tmp_path, monkeypatch):
+    # Every exchange writes shards x partitions files: partitions that grew with the shard count made
+    # a 1M-document run spend most of its time on 10,000-file exchanges.
+    docs = [Doc(f"web/{i}", "web", f"document number {i} with a few words") for i in range(400)]
+    many = _write_shards(docs, tmp_path / "many", 40)
+    assert default_partitions(many, rows_per_doc=25, workers=2) == 4  # 2 per worker, not 40
+    monkeypatch.setattr(dedup_stage, "_BAND_ROWS_PER_PARTITION", 1000)
+    assert default_partitions(many, rows_per_doc=25, workers=2) == 10  # 400 docs x 25 rows / 1000
+    assert default_partitions(_write_shards(docs, tmp_path / "few", 2), rows_per_doc=25, workers=2) == 10
