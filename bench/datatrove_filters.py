@@ -1,6 +1,6 @@
 """The datatrove side of bench/filters_vs_datatrove.py: its filters' decisions and CPU time per document.
 
-Runs INSIDE the datatrove virtual environment (/work/bench-venvs/datatrove), never the project's; it
+Runs INSIDE the datatrove virtual environment (../bench-venvs/datatrove, see bench/__init__.py), never the project's; it
 imports nothing from corpusforge. Reads a JSON Lines file (one {"id", "text"} per line) and writes one
 JSON object:
 

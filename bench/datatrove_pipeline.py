@@ -1,6 +1,6 @@
 """The datatrove side of bench/pipeline_vs_datatrove.py and bench/minhash_vs_peers.py.
 
-Runs INSIDE the datatrove virtual environment (/work/bench-venvs/datatrove), never the project's; it
+Runs INSIDE the datatrove virtual environment (../bench-venvs/datatrove, see bench/__init__.py), never the project's; it
 imports nothing from corpusforge. Two commands, each printing one JSON object as its last line:
 
     python bench/datatrove_pipeline.py pipeline --warc-dir D --work W --tokenizer T --lid-model M \

@@ -38,12 +38,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import DATATROVE_VENV, PEER_VENVS  # noqa: E402
 from filters.langid import LanguageIdConfig, LanguageIdStage, bundled_model_path  # noqa: E402
 from filters.quality import QualityConfig, QualityStage  # noqa: E402
 from pipeline.schema import Doc, docs_to_table  # noqa: E402
 
-DATATROVE_PYTHON = Path("/work/bench-venvs/datatrove/bin/python")
-DATATROVE_ASSETS = Path("/work/bench-venvs/datatrove-assets")  # datatrove's asset cache (the lid copy)
+DATATROVE_PYTHON = DATATROVE_VENV / "bin" / "python"
+DATATROVE_ASSETS = PEER_VENVS / "datatrove-assets"  # datatrove's asset cache (the lid copy)
 WORK = ROOT / "bench" / "_work"
 DOCS_FILE = WORK / "filters_docs.jsonl"
 RESULT_FILE = ROOT / "bench" / "results" / "filters_vs_datatrove.json"
@@ -96,6 +97,11 @@ def run_datatrove(repeats: int, reuse: bool) -> dict:
     raw = WORK / "filters_datatrove_raw.json"
     if reuse and raw.exists():
         return json.loads(raw.read_text(encoding="utf-8"))
+    from bench.pipeline_vs_datatrove import ensure_peer_venv
+
+    peer = ensure_peer_venv()  # made and installed on first use
+    if isinstance(peer, str):
+        raise SystemExit(f"datatrove venv {DATATROVE_VENV}: {peer}")
     env = dict(os.environ, HF_ASSETS_CACHE=str(DATATROVE_ASSETS))
     cmd = [str(DATATROVE_PYTHON), str(ROOT / "bench" / "datatrove_filters.py"), "--docs", str(DOCS_FILE),
            "--lid-model", str(bundled_model_path()), "--out", str(raw), "--repeats", str(repeats)]

@@ -11,7 +11,7 @@ score >= 0.5, the same lid.176.ftz file) -> Gopher repetition + quality rules ->
   local Ray instance with N CPUs). "equivalent" turns off the cc source's raw-HTML language prefilter,
   so every page goes through trafilatura as in datatrove; "default" keeps it (pages clearly in another
   language are skipped before extraction). Quality runs only the Gopher families for cc, as datatrove.
-* datatrove: bench/datatrove_pipeline.py inside its own venv (/work/bench-venvs/datatrove, created here
+* datatrove: bench/datatrove_pipeline.py inside its own venv (../bench-venvs/datatrove, created here
   if missing), LocalPipelineExecutor tasks=2 workers=2.
 
 Runs: at each of --peer-scales, corpusforge "equivalent" and datatrove; at each of --scales,
@@ -38,7 +38,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import save_results
+from bench import DATATROVE_VENV, save_results
 from bench.make_warc import build as build_warcs
 from bench.make_warc import source_pages
 
@@ -46,7 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "bench" / "_work"
 RESULTS = REPO / "bench" / "results" / "pipeline_vs_datatrove.json"
 TOKENIZER = REPO.parent / "shared" / "data" / "tokenizers" / "gpt-neox-20b.tokenizer.json"
-PEER_VENV = Path("/work/bench-venvs/datatrove")
+PEER_VENV = DATATROVE_VENV
 # datatrove[processing] lacks what its WarcReader ([io]) and English word tokenizer (spacy) import, and
 # trafilatura 1.x needs lxml_html_clean with lxml >= 5.2.
 PEER_PACKAGES = ["datatrove[io,processing]", "spacy", "lxml_html_clean", "datasketch"]

@@ -238,7 +238,7 @@ def render() -> str:
              f"Written by `make bench` (bench/report.py) on {datetime.now(UTC):%Y-%m-%d} from bench/results/*.json. "
              "Every figure is one run on the machine below, which other work may have shared: read ratios measured "
              "in the same run, not absolute times. Reproduce with `make bench` (about 40 minutes on 2 cores; "
-             "datatrove is installed into its own virtual environment, /work/bench-venvs/datatrove, on first use).", ""]
+             "datatrove is installed on first use into its own virtual environment, ../bench-venvs/datatrove beside the checkout, or $CORPUSFORGE_BENCH_VENVS/datatrove).", ""]
     for section in (machine_section, pipeline_section, scaling_section, minhash_section, dedup_section,
                     tokenize_section, extraction_section, filters_section):
         lines += section()
