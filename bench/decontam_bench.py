@@ -99,10 +99,10 @@ def main() -> int:
           f" {mb / dt:.1f} MB/s; {len(outcomes):,} docs matched ({dropped} dropped)")
 
     if args.ray:
-        from pipeline.executor import RayExecutor
-        from pipeline.runner import run_global_stage
-        from pipeline.schema import Doc, docs_to_table
-        from pipeline.shards import write_table
+        from pipeline.core.schema import Doc, docs_to_table
+        from pipeline.core.shards import write_table
+        from pipeline.running.executor import RayExecutor
+        from pipeline.running.runner import run_global_stage
 
         executor = RayExecutor(num_cpus=args.ray, progress=False)
         with tempfile.TemporaryDirectory() as tmp:

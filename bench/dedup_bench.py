@@ -39,9 +39,9 @@ from dedup import minhash
 from dedup.lsh import exact_jaccard, signature_similarity
 from dedup.normalize import normalize_array, shingle_spans
 from dedup.stage import DedupConfig, DedupStage
-from pipeline.runner import run_global_stage
-from pipeline.schema import Doc, docs_to_table
-from pipeline.shards import write_table
+from pipeline.core.schema import Doc, docs_to_table
+from pipeline.core.shards import write_table
+from pipeline.running.runner import run_global_stage
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results" / "dedup_bench.json"
@@ -207,14 +207,14 @@ def _stage_child(in_dir: str, out_dir: str, use_ray: bool) -> None:
     shards = sorted(Path(in_dir).glob("*.parquet"))
     if use_ray:
         from bench.pipeline_vs_datatrove import TreeSampler
-        from pipeline.executor import RayExecutor
+        from pipeline.running.executor import RayExecutor
 
         # Ray's GCS, raylet and workers are this process's descendants: the sampler sums them all
         sampler = TreeSampler(os.getpid())
         sampler.start()
         executor = RayExecutor(num_cpus=2, progress=False)
     else:
-        from pipeline.executor import SerialExecutor
+        from pipeline.running.executor import SerialExecutor
 
         executor = SerialExecutor(progress=False)
     t = time.perf_counter()

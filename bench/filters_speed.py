@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from filters.langid import LanguageIdStage  # noqa: E402
 from filters.quality import QualityStage  # noqa: E402
-from pipeline.schema import Doc, docs_to_table  # noqa: E402
+from pipeline.core.schema import Doc, docs_to_table  # noqa: E402
 from tests.filters.realdata import crawled_docs, curated_docs, labelled_pages  # noqa: E402
 
 

@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from bench import DATATROVE_VENV, PEER_VENVS  # noqa: E402
 from filters.langid import LanguageIdConfig, LanguageIdStage, bundled_model_path  # noqa: E402
 from filters.quality import QualityConfig, QualityStage  # noqa: E402
-from pipeline.schema import Doc, docs_to_table  # noqa: E402
+from pipeline.core.schema import Doc, docs_to_table  # noqa: E402
 
 DATATROVE_PYTHON = DATATROVE_VENV / "bin" / "python"
 DATATROVE_ASSETS = PEER_VENVS / "datatrove-assets"  # datatrove's asset cache (the lid copy)

@@ -31,11 +31,11 @@ from pathlib import Path
 import pyarrow as pa
 
 from bench import save_results
-from pipeline.executor import SerialExecutor
-from pipeline.reader import TokenDataset
-from pipeline.schema import DOC_SCHEMA
-from pipeline.shards import write_table
-from pipeline.tokenize import TokenizeConfig, load_tokenizer, tokenize_shards
+from pipeline.core.schema import DOC_SCHEMA
+from pipeline.core.shards import write_table
+from pipeline.outputs.reader import TokenDataset
+from pipeline.outputs.tokenize import TokenizeConfig, load_tokenizer, tokenize_shards
+from pipeline.running.executor import SerialExecutor
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 BOOKS = [("14263.txt", "ascii"), ("15122.txt", "ascii"), ("16215.txt", "ascii"), ("16595.txt", "ascii"),

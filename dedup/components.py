@@ -16,27 +16,26 @@ depend on the number of partitions or workers.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pyarrow as pa
 
 from dedup.lsh import mix64, unique_pairs
-from pipeline.shards import read_table, write_table
+from pipeline.core.io import AnyPath, as_path, remove_tree
+from pipeline.core.shards import read_table, write_table
 
 
 def node_partition(nodes: np.ndarray, partitions: int) -> np.ndarray:
     return (mix64(nodes) % np.uint64(partitions)).astype(np.int64)
 
 
-def write_edges(u: np.ndarray, v: np.ndarray, gen_dir: Path, name: str, partitions: int) -> None:
+def write_edges(u: np.ndarray, v: np.ndarray, gen_dir: AnyPath, name: str, partitions: int) -> None:
     """Write undirected edges (both directions) into gen_dir/<partition of source>/<name>.parquet."""
     src = np.concatenate([u, v]).astype(np.int64)
     dst = np.concatenate([v, u]).astype(np.int64)
     write_directed(src, dst, gen_dir, name, partitions)
 
 
-def write_directed(src: np.ndarray, dst: np.ndarray, gen_dir: Path, name: str, partitions: int) -> None:
+def write_directed(src: np.ndarray, dst: np.ndarray, gen_dir: AnyPath, name: str, partitions: int) -> None:
     part = node_partition(src, partitions)
     for q in np.unique(part).tolist():
         sel = part == q
@@ -44,7 +43,7 @@ def write_directed(src: np.ndarray, dst: np.ndarray, gen_dir: Path, name: str, p
         write_table(table, gen_dir / f"{q:05d}" / f"{name}.parquet")
 
 
-def read_edges(gen_dir: Path, partition: int) -> tuple[np.ndarray, np.ndarray]:
+def read_edges(gen_dir: AnyPath, partition: int) -> tuple[np.ndarray, np.ndarray]:
     d = gen_dir / f"{partition:05d}"
     srcs, dsts = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     for path in sorted(d.glob("*.parquet")) if d.is_dir() else []:
@@ -92,11 +91,11 @@ def small_star(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray
 def star_step(item: tuple[str, str, str, int, int]) -> bool:
     """One large- or small-star step over one partition (a task); returns whether it changed edges."""
     kind, in_dir, out_dir, partition, partitions = item
-    src, dst = read_edges(Path(in_dir), partition)
+    src, dst = read_edges(as_path(in_dir), partition)
     step = large_star if kind == "large" else small_star
     u, v, changed = step(src, dst)
     if len(u):
-        write_edges(u, v, Path(out_dir), f"from-{partition:05d}", partitions)
+        write_edges(u, v, as_path(out_dir), f"from-{partition:05d}", partitions)
     return changed
 
 
@@ -107,8 +106,8 @@ def roots(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def connected_components(
-    edges_dir: Path, work_dir: Path, partitions: int, executor, max_rounds: int = 200
-) -> Path:
+    edges_dir: AnyPath, work_dir: AnyPath, partitions: int, executor, max_rounds: int = 200
+) -> AnyPath:
     """Run star steps until both make no change; return the directory of the converged edges."""
     current = edges_dir
     for round_no in range(max_rounds):
@@ -126,7 +125,5 @@ def connected_components(
     raise RuntimeError(f"connected components did not converge in {max_rounds} rounds ({edges_dir})")
 
 
-def _remove_tree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
+def _remove_tree(path: AnyPath) -> None:
+    remove_tree(path)

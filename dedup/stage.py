@@ -18,23 +18,21 @@ Nodes are int64 `shard index << 32 | row`, shards being ordered by file name.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from dedup import exact, lsh, minhash
 from dedup.components import connected_components, node_partition, read_edges, roots, write_edges
 from dedup.normalize import normalize_array, shingle_spans
-from pipeline.config import ConfigError
-from pipeline.schema import with_rejection
-from pipeline.shards import REJECTED_DIR, read_table, write_table
-from pipeline.stage import Executor, GlobalStage
+from pipeline.core.config import ConfigError
+from pipeline.core.io import AnyPath, as_path, parquet_num_rows, parquet_schema, remove_tree
+from pipeline.core.schema import with_rejection
+from pipeline.core.shards import REJECTED_DIR, read_table, write_table
+from pipeline.core.stage import Executor, GlobalStage
 
 VERIFY_MODES = ("signature", "exact")
 _ROW_MASK = (1 << 32) - 1
@@ -96,11 +94,11 @@ class DedupStage(GlobalStage):
     version: ClassVar[str] = "1"
     config_class: ClassVar[type] = DedupConfig
 
-    def run(self, in_shards: list[Path], out_dir: Path, scratch: Path, executor: Executor) -> None:
+    def run(self, in_shards: list[AnyPath], out_dir: AnyPath, scratch: AnyPath, executor: Executor) -> None:
         cfg: DedupConfig = self.config
         shards = sorted(in_shards, key=lambda p: p.name)
         work = scratch / "dedup"
-        shutil.rmtree(work, ignore_errors=True)
+        remove_tree(work)
         bands, rows = cfg.lsh_params()
         parts = cfg.partitions or default_partitions(shards, bands if cfg.near else 1, executor.num_workers)
         ctx = executor.put(_Context(str(work), [str(p) for p in shards], parts, cfg, bands, rows))
@@ -117,7 +115,7 @@ class DedupStage(GlobalStage):
         executor.map(write_task, [(i, str(out_dir)) for i in range(n)], desc="dedup: write", shared=ctx)
 
 
-def default_partitions(shards: list[Path], rows_per_doc: int, workers: int) -> int:
+def default_partitions(shards: list[AnyPath], rows_per_doc: int, workers: int) -> int:
     """Hash partitions sized by the data, not by the shard count.
 
     Every exchange writes one file per (shard, partition), so partitions that grew with the shards
@@ -125,7 +123,7 @@ def default_partitions(shards: list[Path], rows_per_doc: int, workers: int) -> i
     rows (about _BAND_ROWS_PER_PARTITION each) keeps one task's memory bounded and the file count
     linear in the shards for a given corpus density; at least two per worker so all are busy.
     """
-    docs = sum(pq.read_metadata(p).num_rows for p in shards)
+    docs = sum(parquet_num_rows(p) for p in shards)
     by_size = -(-docs * rows_per_doc // _BAND_ROWS_PER_PARTITION)
     return int(min(_MAX_PARTITIONS, max(2, 2 * workers, by_size)))
 
@@ -141,14 +139,17 @@ class _Context:
     bands: int
     rows: int
 
-    def path(self, *parts: str | int) -> Path:
-        return Path(self.work).joinpath(*(f"{p:05d}" if isinstance(p, int) else p for p in parts))
+    def path(self, *parts: str | int) -> AnyPath:
+        out = as_path(self.work)
+        for p in parts:
+            out = out / (f"{p:05d}" if isinstance(p, int) else p)
+        return out
 
     def stem(self, shard: int) -> str:
-        return Path(self.shards[shard]).stem
+        return as_path(self.shards[shard]).stem
 
 
-def _read_dir(directory: Path, columns: list[str] | None = None) -> pa.Table | None:
+def _read_dir(directory: AnyPath, columns: list[str] | None = None) -> pa.Table | None:
     files = sorted(directory.glob("*.parquet")) if directory.is_dir() else []
     tables = [read_table(f, columns) for f in files]
     return pa.concat_tables(tables) if tables else None
@@ -178,8 +179,8 @@ def _batches(table: pa.Table) -> list[pa.Table]:
 def signature_task(shard: int, ctx: _Context) -> int:
     """Normalize, hash and sign one input shard; write its attributes, signatures, bands, hashes."""
     cfg = ctx.config
-    path = Path(ctx.shards[shard])
-    schema = pq.read_schema(path)
+    path = as_path(ctx.shards[shard])
+    schema = parquet_schema(path)
     cols = ["id", "source", "text"] + ([cfg.quality_column] if cfg.quality_column in schema.names else [])
     table = read_table(path, cols)
     bands, rows = ctx.bands, ctx.rows
@@ -277,7 +278,7 @@ def _sig_matrix(ctx: _Context, shard: int) -> np.ndarray:
 
 
 def _shingle_sets(ctx: _Context, shard: int, rows: np.ndarray) -> list[set[bytes]]:
-    text = read_table(Path(ctx.shards[shard]), ["text"]).column("text").take(pa.array(rows, pa.int64()))
+    text = read_table(ctx.shards[shard], ["text"]).column("text").take(pa.array(rows, pa.int64()))
     spans = shingle_spans(normalize_array(text), ctx.config.shingle_size)
     sets: list[set[bytes]] = [set() for _ in range(len(rows))]
     for i in range(len(spans.starts)):
@@ -325,7 +326,7 @@ def verify_task(shard: int, ctx: _Context) -> int:
 def members_task(item: tuple[int, str], ctx: _Context) -> int:
     """(node, root) of every node of a converged component partition, sent to the node's shard."""
     partition, gen_dir = item
-    src, dst = read_edges(Path(gen_dir), partition)
+    src, dst = read_edges(as_path(gen_dir), partition)
     node, root = roots(src, dst)
     _write_by_shard(pa.table({"node": pa.array(node), "root": pa.array(root)}), node >> 32, ctx,
                     "members", f"{partition:05d}")
@@ -377,7 +378,7 @@ def survivor_task(partition: int, ctx: _Context) -> int:
 def write_task(item: tuple[int, str], ctx: _Context) -> dict[str, Any]:
     """Write one input shard's kept and rejected documents with their cluster columns."""
     shard, out_dir = item
-    path = Path(ctx.shards[shard])
+    path = as_path(ctx.shards[shard])
     table = read_table(path)
     n = table.num_rows
     cluster = table.column("id").to_pylist()
@@ -400,6 +401,6 @@ def write_task(item: tuple[int, str], ctx: _Context) -> dict[str, Any]:
     reasons = [("exact-dup:" if kind[r] == EXACT_DUP else "near-dup:") + cluster[r] for r in rej_rows.tolist()]
     kept = table.filter(pa.array(keep))
     rejected = with_rejection(table.take(pa.array(rej_rows, pa.int64())), DedupStage.name, reasons)
-    write_table(kept, Path(out_dir) / path.name)
-    write_table(rejected, Path(out_dir) / REJECTED_DIR / path.name)
+    write_table(kept, as_path(out_dir) / path.name)
+    write_table(rejected, as_path(out_dir) / REJECTED_DIR / path.name)
     return {"kept": kept.num_rows, "rejected": rejected.num_rows}

@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
-from filters.fasttext_util import label_probability, load_model, predict_top
-from pipeline.config import to_plain
-from pipeline.shards import sha256_file as file_sha256
-from pipeline.shards import write_json
+from pipeline.core.config import to_plain
+from pipeline.core.fasttext_model import label_probability, load_model, predict_top
+from pipeline.core.io import as_path, local_file, read_table
+from pipeline.core.shards import sha256_file as file_sha256
+from pipeline.core.shards import write_json
 
 POSITIVE = "positive"
 NEGATIVE = "negative"
@@ -89,7 +89,7 @@ def _read_examples(shards: list[Path], sources: list[str], min_chars: int) -> tu
     per_source: Counter = Counter()
     short = 0
     for path in shards:
-        table = pq.read_table(path, columns=["id", "source", "text"])
+        table = read_table(path, columns=["id", "source", "text"])
         for doc_id, source, text in zip(*(table.column(c).to_pylist() for c in ("id", "source", "text")),
                                         strict=True):
             if wanted and source not in wanted:
@@ -175,8 +175,8 @@ class QualityClassifier:
     """A trained quality classifier; `score` gives P(positive) of each text after Pile preprocessing."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.model = load_model(self.path)
+        self.path = as_path(path)
+        self.model = load_model(local_file(self.path))
         labels = {lab.removeprefix("__label__") for lab in self.model.get_labels()}
         if POSITIVE not in labels:
             raise ValueError(f"{self.path}: not a quality classifier (labels {sorted(labels)}, no {POSITIVE!r})")

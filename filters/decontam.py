@@ -20,22 +20,21 @@ from which sources; `summarize_contamination` prints it.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
 
-from filters.evalsets import EvalSet, EvalSetError, load_eval_sets, parse_eval_value
+from filters.evalsets import EvalSet, EvalSetError, load_eval_sets, parse_eval_spec, parse_eval_value
 from filters.ngrams import NgramIndex, word_spans, words
-from pipeline.config import ConfigError
-from pipeline.schema import with_rejection
-from pipeline.shards import REJECTED_DIR, read_json, read_table, write_json, write_table
-from pipeline.stage import Executor, GlobalStage
+from pipeline.core.config import ConfigError
+from pipeline.core.io import AnyPath, as_path, sha256_file
+from pipeline.core.schema import with_rejection
+from pipeline.core.shards import REJECTED_DIR, read_json, read_table, write_json, write_table
+from pipeline.core.stage import Executor, GlobalStage
 
 REPORT_FILE = "contamination.json"
 SPANS_COLUMN = "decontam_spans_removed"
@@ -178,11 +177,11 @@ def decontaminate_texts(texts: list[str], index: ScanIndex, params: ScanParams) 
 def scan_shard(args: tuple[str, str, str, ScanParams], index: ScanIndex) -> dict[str, Any]:
     """Decontaminate one shard: write its kept and rejected shards and return what was found."""
     in_path, out_dir_s, findings_path, params = args
-    out_dir, name = Path(out_dir_s), Path(in_path).stem
+    out_dir, name = as_path(out_dir_s), as_path(in_path).stem
     kept_path, rejected_path = out_dir / f"{name}.parquet", out_dir / REJECTED_DIR / f"{name}.parquet"
-    if Path(findings_path).exists() and kept_path.exists() and rejected_path.exists():
-        return read_json(Path(findings_path))
-    table = read_table(Path(in_path))
+    if as_path(findings_path).exists() and kept_path.exists() and rejected_path.exists():
+        return read_json(findings_path)
+    table = read_table(in_path)
     texts = table.column("text").to_pylist()
     outcomes = decontaminate_texts(texts, index, params)
 
@@ -209,13 +208,13 @@ def scan_shard(args: tuple[str, str, str, ScanParams], index: ScanIndex) -> dict
     write_table(kept, kept_path)
     write_table(rejected, rejected_path)
     findings = _findings(table, outcomes, index)
-    write_json(findings, Path(findings_path))
+    write_json(findings, findings_path)
     return findings
 
 
 def count_shard(in_path: str, index: ScanIndex) -> list[dict[str, list[int]]]:
     """Per index table: the entries found in this shard and in how many of its documents each."""
-    texts = read_table(Path(in_path), columns=["text"]).column("text").to_pylist()
+    texts = read_table(in_path, columns=["text"]).column("text").to_pylist()
     pairs: list[set[tuple[int, int]]] = [set() for _ in index.ngrams.tables]
     for docs, ids, starts in _batches(texts, index.ngrams):
         m = index.ngrams.find(ids)
@@ -275,8 +274,26 @@ def _inc(counts: dict[str, int], key: str, by: int = 1) -> None:
 
 class DecontamStage(GlobalStage):
     name = "decontam"
-    version = "1"
+    version = "2"
     config_class = DecontamConfig
+    report_files: ClassVar[dict[str, str]] = {"contamination": REPORT_FILE}
+
+    @classmethod
+    def summary_lines(cls, out_dir: Any) -> list[str]:
+        path = as_path(out_dir) / REPORT_FILE
+        return [summarize_contamination(read_json(path))] if path.exists() else []
+
+    @classmethod
+    def add_cli_arguments(cls, parser: Any) -> None:
+        parser.add_argument("--eval", action="append", default=[], metavar="NAME=PATH[:fields]",
+                            help="an eval set to decontaminate against (repeatable)")
+
+    @classmethod
+    def apply_cli_arguments(cls, config: Any, args: Any) -> None:
+        for spec in args.eval:
+            parse_eval_spec(spec)  # a clear error naming the spec, before any work
+            name, _, value = spec.partition("=")
+            config.evals[name.strip()] = value
 
     def eval_fingerprint(self) -> dict[str, str]:
         """sha256 of each eval file, by set name: the build key should include it, so that an edited
@@ -285,7 +302,7 @@ class DecontamStage(GlobalStage):
         for name in sorted(self.config.evals):
             path, _ = parse_eval_value(name, self.config.evals[name])
             try:
-                out[name] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+                out[name] = sha256_file(path)
             except OSError as exc:
                 raise EvalSetError(f"eval set {name}: cannot read {path}: {exc}") from None
         return out
@@ -293,7 +310,7 @@ class DecontamStage(GlobalStage):
     def input_fingerprints(self) -> dict[str, str]:
         return {f"eval:{k}": v for k, v in self.eval_fingerprint().items()}
 
-    def run(self, in_shards: list[Path], out_dir: Path, scratch: Path, executor: Executor) -> None:
+    def run(self, in_shards: list[AnyPath], out_dir: AnyPath, scratch: AnyPath, executor: Executor) -> None:
         config = self.config
         if not config.evals:
             raise ConfigError("stages.decontam.evals: name at least one eval set, as NAME = \"PATH[:fields]\"")
@@ -341,7 +358,9 @@ def _describe_sets(eval_sets: list[EvalSet], index: ScanIndex, used: list[int], 
         n_used = used[first : first + len(es.items)]
         first += len(es.items)
         out[es.name] = {
-            "path": es.path,
+            # the file by name and content, not by path: the report must not depend on where it was read
+            "file": as_path(es.path).name,
+            "sha256": sha256_file(es.path),
             "fields": es.fields,
             "items": len(es.items),
             "items_indexed": sum(1 for n in n_used if n),

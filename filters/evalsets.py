@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import ConfigError
-from sources.base import InputError
+from pipeline.core.config import ConfigError
+from pipeline.core.extractor import InputError
+from pipeline.core.io import as_path
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 FIELDS_RE = re.compile(r"^[^,:=\s]+(,[^,:=\s]+)*$")
@@ -71,7 +72,7 @@ def parse_eval_value(name: str, value: str, where: str | None = None) -> tuple[s
     head, sep, tail = value.rpartition(":")
     # A ':' introduces fields only if what follows is not part of a path (no '/' or '\'), and the
     # whole value is not itself an existing file.
-    if sep and "/" not in tail and "\\" not in tail and not Path(value).is_file():
+    if sep and "/" not in tail and "\\" not in tail and not as_path(value).is_file():
         path, fields_text = head, tail
         if not FIELDS_RE.match(fields_text):
             raise ConfigError(f"{where}: fields must be a comma-separated list of names, got {fields_text!r}")
@@ -90,7 +91,7 @@ def load_eval_sets(evals: dict[str, str]) -> list[EvalSet]:
 
 
 def load_eval_set(name: str, path: str | Path, fields: list[str]) -> EvalSet:
-    p = Path(path)
+    p = as_path(path)
     if not p.is_file():
         raise EvalSetError(f"eval set {name}: file not found: {p}")
     kind = _kind(p)
@@ -125,12 +126,12 @@ def _kind(p: Path) -> str:
 def _open_text(p: Path) -> io.TextIOBase:
     name = p.name.lower()
     if name.endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(p, "rb"), encoding="utf-8")
+        return io.TextIOWrapper(gzip.open(p.open("rb"), "rb"), encoding="utf-8")
     if name.endswith(".zst"):
         import zstandard
 
-        return io.TextIOWrapper(zstandard.ZstdDecompressor().stream_reader(open(p, "rb")), encoding="utf-8")
-    return open(p, encoding="utf-8")
+        return io.TextIOWrapper(zstandard.ZstdDecompressor().stream_reader(p.open("rb")), encoding="utf-8")
+    return io.TextIOWrapper(p.open("rb"), encoding="utf-8")
 
 
 def _field_text(value: Any) -> str | None:
@@ -188,12 +189,15 @@ def _parquet_items(p: Path, fields: list[str]) -> Iterator[EvalItem]:
     import pyarrow.parquet as pq
 
     try:
-        schema = pq.read_schema(p)
+        from pipeline.core.io import local_file
+
+        local = local_file(p)
+        schema = pq.read_schema(local)
         _need_fields(p, fields, schema.names)
         missing = [f for f in fields if f not in schema.names]
         if missing:
             raise EvalSetError(f"{p}: no field {missing[0]!r}; fields here: {', '.join(schema.names)}")
-        rows = pq.read_table(p, columns=fields).to_pylist()
+        rows = pq.read_table(local, columns=fields).to_pylist()
     except (OSError, pa.ArrowException) as exc:
         raise EvalSetError(f"{p}: cannot read Parquet: {exc}") from None
     for i, row in enumerate(rows):

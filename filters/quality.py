@@ -49,8 +49,8 @@ from filters.classifier import QualityClassifier, pareto_keep
 from filters.rules_c4 import C4Config
 from filters.rules_code import CodeConfig
 from filters.rules_gopher import GopherQualityConfig, GopherRepetitionConfig
-from pipeline.config import ConfigError, stable_hash
-from pipeline.stage import ShardResult, ShardStage, split_by_reason
+from pipeline.core.config import ConfigError, stable_hash
+from pipeline.core.stage import ShardResult, ShardStage, split_by_reason
 
 RULE_FAMILIES = ("c4", "min_tokens", "gopher_quality", "gopher_repetition", "code")
 PREFIX = "quality_"
@@ -227,11 +227,10 @@ class QualityStage(ShardStage):
 
     def input_fingerprints(self) -> dict[str, str]:
         """The classifier's content hash: retraining it in place reruns the stage."""
-        from pathlib import Path
-
         from filters.classifier import file_sha256
+        from pipeline.core.io import as_path
 
-        path = Path(self.config.classifier_model) if self.config.classifier_model else None
+        path = as_path(self.config.classifier_model) if self.config.classifier_model else None
         return {"classifier_model": file_sha256(path)} if path and path.is_file() else {}
 
     def _has_scores(self, table: pa.Table) -> bool:

@@ -6,14 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.config import ConfigError, from_mapping, load_build_config, load_toml
-from pipeline.stages import STAGES
+from pipeline.core.config import ConfigError, from_mapping, load_toml
+from pipeline.running.buildconfig import load_build_config
+from pipeline.running.registry import STAGES
 
 DEFAULT_CONFIG = "configs/demo.toml"
 
 
 def _executor(args: argparse.Namespace):
-    from pipeline.executor import RayExecutor, SerialExecutor
+    from pipeline.running.executor import RayExecutor, SerialExecutor
 
     if getattr(args, "serial", False):
         return SerialExecutor()
@@ -27,15 +28,19 @@ def _add_runtime(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from pipeline.build import check_local_inputs, demo_environment, run_build, select_sources
-    from pipeline.manifest import write_version
+    from pipeline.core.io import as_path, check_location
+    from pipeline.running.build import check_inputs, demo_environment, run_build, select_sources
+    from pipeline.versions.manifest import write_version
 
     config = load_build_config(Path(args.config), workdir=args.workdir)
-    workdir = Path(config.corpus.workdir)
-    out = Path(args.out or config.corpus.out)
+    workdir = as_path(config.corpus.workdir)
+    out = as_path(args.out or config.corpus.out)
+    for location in (workdir, out, config.corpus.manifests_dir):
+        if location:
+            check_location(location)
     sources = select_sources(config, args.sources.split(",") if args.sources else None)
     with demo_environment(config, workdir):
-        check_local_inputs(config, sources)
+        check_inputs(config, sources)
         executor = _executor(args)
         result = run_build(config, executor, sources=sources, workdir=workdir, until=args.until)
         if result.stopped_after:
@@ -61,19 +66,13 @@ def _stage_config(stage_name: str, config_path: str | None, cls):
 
 
 def cmd_stage(args: argparse.Namespace) -> int:
-    from pipeline.runner import run_global_stage, run_shard_stage, stage_inputs
-    from pipeline.stage import GlobalStage
-    from pipeline.stages import stage_class
+    from pipeline.core.stage import GlobalStage
+    from pipeline.running.registry import stage_class
+    from pipeline.running.runner import run_global_stage, run_shard_stage, stage_inputs
 
     cls = stage_class(args.command)
     config = _stage_config(args.command, args.config, cls)
-    if args.command == "decontam" and args.eval:
-        from filters.evalsets import parse_eval_spec
-
-        for spec in args.eval:
-            parse_eval_spec(spec)  # a clear error naming the spec, before any work
-            name, _, value = spec.partition("=")
-            config.evals[name.strip()] = value
+    cls.apply_cli_arguments(config, args)
     in_shards = stage_inputs([Path(d) for d in args.in_dirs])
     out = Path(args.out)
     stage = cls(config)
@@ -83,19 +82,16 @@ def cmd_stage(args: argparse.Namespace) -> int:
     else:
         report = run_shard_stage(stage, in_shards, out, executor)
     print(report.summary())
-    if (out / "contamination.json").exists():
-        from filters.decontam import summarize_contamination
-        from pipeline.shards import read_json
-
-        print(summarize_contamination(read_json(out / "contamination.json")))
+    for line in cls.summary_lines(out):
+        print(line)
     return 0
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from pipeline.inputs import FingerprintCache
-    from pipeline.runner import run_extract
-    from sources import extractor_class
-    from sources.base import PlanContext
+    from pipeline.core.extractor import PlanContext
+    from pipeline.running.fingerprints import FingerprintCache
+    from pipeline.running.registry import extractor_class
+    from pipeline.running.runner import run_extract
 
     cls = extractor_class(args.source)
     if args.config:
@@ -119,9 +115,10 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from pipeline.verify import verify
+    from pipeline.core.io import as_path
+    from pipeline.versions.verify import verify
 
-    problems = verify(Path(args.manifest))
+    problems = verify(as_path(args.manifest))
     for p in problems:
         print(p, file=sys.stderr)
     print(f"{args.manifest}: " + ("OK" if not problems else f"{len(problems)} problem(s)"))
@@ -131,9 +128,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     import json
 
-    from pipeline.diff import diff_manifests, format_diff
+    from pipeline.core.io import as_path
+    from pipeline.versions.diff import diff_manifests, format_diff
 
-    d = diff_manifests(Path(args.a), Path(args.b))
+    d = diff_manifests(as_path(args.a), as_path(args.b))
     print(json.dumps(d, indent=2, sort_keys=True) if args.json else format_diff(d))
     return 0 if d["identical"] else 1
 
@@ -142,7 +140,8 @@ def cmd_train_quality(args: argparse.Namespace) -> int:
     import json
 
     from filters.classifier import ClassifierTrainConfig, train_quality_classifier
-    from pipeline.runner import stage_inputs
+    from pipeline.core.io import as_path
+    from pipeline.running.runner import stage_inputs
 
     table = {}
     if args.config:
@@ -152,24 +151,26 @@ def cmd_train_quality(args: argparse.Namespace) -> int:
         config.positive_sources = args.positive_sources.split(",")
     if args.negative_sources:
         config.negative_sources = args.negative_sources.split(",")
-    positives = stage_inputs([Path(d) for d in args.positive])
-    negatives = stage_inputs([Path(d) for d in (args.negative or args.positive)])
-    meta = train_quality_classifier(positives, negatives, Path(args.out), config)
+    positives = stage_inputs([as_path(d) for d in args.positive])
+    negatives = stage_inputs([as_path(d) for d in (args.negative or args.positive)])
+    meta = train_quality_classifier(positives, negatives, as_path(args.out), config)
     print(json.dumps(meta, indent=2, sort_keys=True))
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from pipeline.report import write_report
+    from pipeline.core.io import as_path
+    from pipeline.versions.report import write_report
 
-    out = write_report(Path(args.manifest), Path(args.out))
+    out = write_report(as_path(args.manifest), as_path(args.out))
     print(f"report: {out}")
     return 0
 
 
 def cmd_tokenize(args: argparse.Namespace) -> int:
-    from pipeline.runner import stage_inputs
-    from pipeline.tokenize import TokenizeConfig, tokenize_shards
+    from pipeline.core.io import as_path
+    from pipeline.outputs.tokenize import TokenizeConfig, tokenize_shards
+    from pipeline.running.runner import stage_inputs
 
     table = dict(load_toml(Path(args.config)).get("outputs", {}).get("tokenize", {})) if args.config else {}
     config = from_mapping(TokenizeConfig, table, f"{args.config}: outputs.tokenize")
@@ -179,17 +180,19 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
         config.eos_token = args.eos_token
     if not config.tokenizer:
         raise ConfigError("tokenize: give --tokenizer FILE (a tokenizers tokenizer.json) or outputs.tokenize.tokenizer")
-    index = tokenize_shards(stage_inputs([Path(d) for d in args.in_dirs]), Path(args.out), config, _executor(args))
+    index = tokenize_shards(stage_inputs([as_path(d) for d in args.in_dirs]), as_path(args.out), config,
+                            _executor(args))
     print(f"tokenize: {index['docs']:,} docs, {index['tokens']:,} tokens in {len(index['shards'])} shard(s) "
           f"({index['dtype']}) -> {args.out}")
     return 0
 
 
 def cmd_train_tokenizer(args: argparse.Namespace) -> int:
-    from pipeline.runner import stage_inputs
-    from pipeline.tokenize import train_tokenizer
+    from pipeline.core.io import as_path
+    from pipeline.outputs.tokenize import train_tokenizer
+    from pipeline.running.runner import stage_inputs
 
-    path = train_tokenizer(stage_inputs([Path(d) for d in args.in_dirs]), Path(args.out), args.vocab_size,
+    path = train_tokenizer(stage_inputs([as_path(d) for d in args.in_dirs]), as_path(args.out), args.vocab_size,
                            eos_token=args.eos_token, max_train_bytes=args.max_bytes or None)
     print(f"tokenizer: {path}")
     return 0
@@ -258,31 +261,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_diff)
 
+    from pipeline.running.registry import stage_class
+
     for name in STAGES:
         p = sub.add_parser(name, help=f"run the {name} stage on a directory of doc shards")
         p.add_argument("--in", dest="in_dirs", nargs="+", required=True, metavar="DIR")
         p.add_argument("--out", required=True)
         p.add_argument("--config", help=f"take options from this build config's [stages.{name}]")
-        if name == "decontam":
-            p.add_argument("--eval", action="append", default=[], metavar="NAME=PATH[:fields]")
+        stage_class(name).add_cli_arguments(p)
         _add_runtime(p)
         p.set_defaults(func=cmd_stage)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipeline.accounting import AccountingError
-    from pipeline.executor import TaskError
-    from pipeline.mix import MixError
-    from pipeline.runner import StageFailed
-    from pipeline.shards import ShardError
-    from sources import UnknownSourceError
-    from sources.base import InputError
+    from pipeline.core.accounting import AccountingError
+    from pipeline.core.extractor import InputError
+    from pipeline.core.io import StorageError
+    from pipeline.core.shards import ShardError
+    from pipeline.outputs.mix import MixError
+    from pipeline.running.executor import TaskError
+    from pipeline.running.registry import UnknownSourceError
+    from pipeline.running.runner import StageFailed
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except (ConfigError, InputError, UnknownSourceError, ShardError, StageFailed, AccountingError, TaskError,
-            MixError, FileNotFoundError) as exc:
+            MixError, FileNotFoundError, StorageError) as exc:
         print(f"corpus: error: {exc}", file=sys.stderr)
         return 2

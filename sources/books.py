@@ -3,7 +3,14 @@
 Project Gutenberg publishes one ebook in several editions: `N.txt` (7-bit ASCII), `N-8.txt`
 (ISO-8859-1), `N-0.txt` (UTF-8), and `.zip` files holding them. `plan` groups all editions of one
 ebook number into ONE work unit; `extract` emits the best edition (UTF-8 first, then 8-bit, then
-ASCII; .txt before .zip) and rejects the others as `books:duplicate-edition`. Encodings are detected
+ASCII; .txt before .zip; legacy names last) and rejects the others as `books:duplicate-edition`.
+Legacy releases with names that carry no number (`old/7tcng10.txt` beside `9198.txt`) are grouped
+by the ebook number of their header (its first 64 KiB, read at plan time); files with no number at
+all are one unit per name, or per name and content when several files share a name, so that every
+document id is emitted once. A symlink whose target lies outside the input directory (or the fixed
+part of an input glob) it was found under is refused as `books:symlink-escape`, its target never
+read; a file with control characters or undecodable bytes (over 1% of its characters) is
+`books:binary`. Encodings are detected
 from the bytes (BOM, valid UTF-8, the header's declared charset, cp1252, ISO-8859-1), never assumed.
 The PG boilerplate is stripped in its historical forms (`strip_boilerplate`), and
 metadata comes from the catalog RDF (`pgN.rdf`) when present, else from the header.
@@ -12,17 +19,30 @@ metadata comes from the catalog RDF (`pgN.rdf`) when present, else from the head
 from __future__ import annotations
 
 import codecs
+import glob
 import hashlib
+import os
 import re
 import xml.etree.ElementTree as ET
 import zipfile
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.schema import Doc, Rejected
-from sources.base import Extractor, PlanContext, WorkUnit, expand_local_inputs, file_fingerprint, unit_key
+from pipeline.core.extractor import (
+    Extractor,
+    PlanContext,
+    WorkUnit,
+    expand_local_inputs,
+    file_fingerprint,
+    localize_inputs,
+    to_remote,
+    unit_key,
+)
+from pipeline.core.io import as_path, local_file
+from pipeline.core.schema import Doc, Rejected
 
 SOURCE = "books"
 _EDITION = re.compile(r"^(?:pg)?(\d+)(?:-([08]))?\.(txt|zip)$", re.I)
@@ -56,52 +76,94 @@ def edition_rank(path: Path) -> tuple[int, int, str]:
 
 class BooksExtractor(Extractor):
     name = "books"
-    version = "1"
+    version = "2"  # 2: symlink escapes, binary files and legacy-named editions are counted
     config_class = BooksConfig
 
     def plan(self, inputs: list[str], ctx: PlanContext) -> list[WorkUnit]:
-        """One work unit per ebook number (all its editions), or per file when its name has no number."""
+        """One work unit per ebook number (all its editions, legacy names included), or per name (and
+        content, when names repeat) for files with no number in their name or header."""
+        inputs, roots = localize_inputs(inputs)  # inputs on object storage are planned from a local copy
         files = expand_local_inputs(inputs)
+        escapes = symlink_escapes(inputs, files)
+        fps: dict[Path, str] = {}
+
+        def fingerprint(p: Path) -> str:
+            if p not in fps:
+                if p in escapes:  # never read: the link itself is what is planned
+                    fps[p] = "symlink:" + escapes[p]
+                else:
+                    fps[p] = ctx.fingerprints.of(p) if ctx.fingerprints is not None else file_fingerprint(p)
+            return fps[p]
+
         rdfs: dict[str, Path] = {}
         for p in files:
-            if (m := _RDF_NAME.match(p.name)) is not None:
+            if p not in escapes and (m := _RDF_NAME.match(p.name)) is not None:
                 rdfs.setdefault(m.group(1), p)
         groups: dict[str, list[Path]] = {}
+        loose: list[Path] = []
         for p in files:
             if p.suffix.lower() not in (".txt", ".zip"):
                 continue
             m = _EDITION.match(p.name)
-            groups.setdefault(m.group(1) if m else f"file:{p}", []).append(p)
+            number = str(int(m.group(1))) if m else (None if p in escapes else self._header_number(p))
+            if number:
+                groups.setdefault(number, []).append(p)
+            else:
+                loose.append(p)
+        stems = Counter(p.stem for p in loose)
+        for p in loose:
+            name = p.stem if stems[p.stem] == 1 else f"{p.stem}-{fingerprint(p).rpartition(':')[2][:12]}"
+            groups.setdefault(f"file:{name}", []).append(p)
         units = []
         for key in sorted(groups):
             editions = sorted(groups[key], key=edition_rank)
             ebook = None if key.startswith("file:") else key
             rdf = rdfs.get(ebook) if ebook else None
             if ebook and rdf is None:
-                rdf = next((c for c in _rdf_candidates(editions[0], ebook) if c.is_file()), None)
+                rdf = next((c for c in _rdf_candidates(editions[0], ebook)
+                            if c.is_file() and not c.is_symlink()), None)
             h = hashlib.sha256()
             for p in [*editions, *([rdf] if rdf else [])]:
-                fp = ctx.fingerprints.of(p) if ctx.fingerprints is not None else file_fingerprint(p)
-                h.update(f"{p.name}\0{fp}\n".encode())
-            payload = {"ebook": ebook, "files": [str(p) for p in editions], "rdf": str(rdf) if rdf else None}
+                h.update(f"{p.name}\0{fingerprint(p)}\n".encode())
+            payload = {"ebook": ebook, "files": [to_remote(p, roots) for p in editions],
+                       "rdf": to_remote(rdf, roots) if rdf else None,
+                       "name": None if ebook else key.removeprefix("file:"),
+                       "refused": {to_remote(p, roots): f"books:symlink-escape|{p} -> {escapes[p]}"
+                                   for p in editions if p in escapes}}
             name = f"pg{ebook}" if ebook else unit_key(editions[0])
             units.append(WorkUnit(key=name, payload=payload, fingerprint="sha256:" + h.hexdigest()))
         return units
 
+    def _header_number(self, path: Path) -> str | None:
+        """The ebook number in the header of a file whose name has none (legacy `7tcng10.txt`)."""
+        head = self._read_bytes(path, head=_HEAD_BYTES)
+        if isinstance(head, str):
+            return None
+        text, _ = decode_text(head[0])
+        if _binary_reason(text) is not None:
+            return None
+        number = header_metadata(strip_boilerplate(text, strip_credits=False).header).get("ebook")
+        return str(int(number)) if number else None
+
     def extract(self, unit: WorkUnit) -> Iterator[Doc | Rejected]:
-        files = [Path(p) for p in unit.payload.get("files") or [unit.payload["path"]]]
+        files = [as_path(p) for p in unit.payload.get("files") or [unit.payload["path"]]]
         files.sort(key=edition_rank)
         ebook = unit.payload.get("ebook")
+        name = unit.payload.get("name")
+        refused: dict[str, str] = unit.payload.get("refused") or {}
         rdf_path = unit.payload.get("rdf")
-        rdf_meta, rdf_error = read_rdf(Path(rdf_path)) if rdf_path else ({}, None)
+        rdf_meta, rdf_error = read_rdf(local_file(rdf_path)) if rdf_path else ({}, None)
         chosen: Doc | None = None
         for path in files:
-            rejected_id = f"{SOURCE}/{ebook or path.stem}/{path.name}"
+            rejected_id = f"{SOURCE}/{ebook or name or path.stem}/{path.name}"
+            if str(path) in refused:
+                yield self._reject(rejected_id, path, refused[str(path)])
+                continue
             if chosen is not None:
                 yield Rejected(rejected_id, SOURCE, "books:duplicate-edition", chosen.url,
                                meta={"file": str(path), "kept": chosen.meta["edition"]})
                 continue
-            outcome = self._read_edition(path, ebook, rdf_meta)
+            outcome = self._read_edition(path, ebook, rdf_meta, name)
             if isinstance(outcome, str):
                 yield self._reject(rejected_id, path, outcome)
                 continue
@@ -115,8 +177,10 @@ class BooksExtractor(Extractor):
         reason, _, error = outcome.partition("|")
         return Rejected(doc_id, SOURCE, reason, meta={"file": str(path), "error": error})
 
-    def _read_edition(self, path: Path, ebook: str | None, rdf_meta: dict[str, Any]) -> Doc | str:
-        """The document of one edition, or `reason|error` saying why it cannot be one."""
+    def _read_edition(self, path: Path, ebook: str | None, rdf_meta: dict[str, Any],
+                      name: str | None = None) -> Doc | str:
+        """The document of one edition, or `reason|error` saying why it cannot be one. Its id is
+        `books/<ebook>` for a unit with an ebook number, else `books/<name>` (the unit's name)."""
         data_or_error = self._read_bytes(path)
         if isinstance(data_or_error, str):
             return data_or_error
@@ -124,6 +188,8 @@ class BooksExtractor(Extractor):
         if not data.strip():
             return "books:empty|empty file"
         text, encoding = decode_text(data)
+        if (binary := _binary_reason(text)) is not None:
+            return f"books:binary|{binary} (decoded as {encoding})"
         stripped = strip_boilerplate(text, strip_credits=self.config.strip_credits)
         if not stripped.found_markers and self.config.require_markers:
             return "books:no-markers|no Project Gutenberg start/end marker found"
@@ -145,32 +211,90 @@ class BooksExtractor(Extractor):
         for key in ("subjects", "issued", "rights"):
             if rdf_meta.get(key):
                 meta[key] = rdf_meta[key]
-        doc_id = f"{SOURCE}/{number}" if number else f"{SOURCE}/{path.stem}"
+        # The id comes from the plan (the unit's ebook number or name), never from this file's header
+        # alone: two units must not emit one id.
+        doc_id = f"{SOURCE}/{ebook}" if ebook else f"{SOURCE}/{name or path.stem}"
         url = f"https://www.gutenberg.org/ebooks/{number}" if number else None
         return Doc(doc_id, SOURCE, body, url, meta)
 
-    def _read_bytes(self, path: Path) -> tuple[bytes, str | None] | str:
-        limit = self.config.max_file_bytes
+    def _read_bytes(self, path: Path, head: int | None = None) -> tuple[bytes, str | None] | str:
+        """The bytes of a .txt file or of the largest .txt member of a .zip (`reason|error` if none
+        can be had); with `head`, at most its first `head` bytes (no size limit applies)."""
+        path = local_file(path)  # a file on object storage is read from its cached copy
+        limit = self.config.max_file_bytes if head is None else head
         if path.suffix.lower() != ".zip":
-            size = path.stat().st_size
-            if size > limit:
-                return f"books:too-large|{size} bytes > max_file_bytes {limit}"
-            return path.read_bytes(), None
+            try:
+                size = path.stat().st_size
+                if head is None and size > limit:
+                    return f"books:too-large|{size} bytes > max_file_bytes {limit}"
+                with open(path, "rb") as fh:
+                    data = fh.read(limit + 1)  # the size may change under us
+            except OSError as exc:
+                return f"books:unreadable|{path}: {exc}"
+            if len(data) > limit and head is None:
+                return f"books:too-large|more than max_file_bytes {limit}"
+            return data[:limit], None
         try:
             with zipfile.ZipFile(path) as zf:
                 members = [i for i in zf.infolist() if i.filename.lower().endswith(".txt") and not i.is_dir()]
                 if not members:
                     return "books:no-text-in-zip|no .txt member"
                 best = max(members, key=lambda i: (i.file_size, i.filename))
-                if best.file_size > limit:
+                if head is None and best.file_size > limit:
                     return f"books:too-large|{best.filename}: {best.file_size} bytes > max_file_bytes {limit}"
                 with zf.open(best) as f:
                     data = f.read(limit + 1)  # the declared size may lie (zip bombs)
+                if head is not None:
+                    return data[:limit], best.filename
                 if len(data) > limit:
                     return f"books:too-large|{best.filename}: more than max_file_bytes {limit}"
                 return data, best.filename
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
             return f"books:unreadable|{path}: {exc}"
+
+
+_HEAD_BYTES = 64 << 10  # what the plan reads of a legacy-named file to find its ebook number
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ufffd]")  # not \t \n \f \r (\r\n is gone)
+MAX_CONTROL_FRACTION = 0.01
+
+
+def _binary_reason(text: str) -> str | None:
+    """Why decoded text is binary data and not a book: control characters (C0 but tab, newline and
+    form feed; DEL; C1, which no real text decoded as Latin-1 has) or replacement characters making
+    up more than MAX_CONTROL_FRACTION of it. Random bytes have about 23%, a PG text none or a few."""
+    if not text:
+        return None
+    n = sum(1 for _ in _CONTROL.finditer(text))
+    if n > MAX_CONTROL_FRACTION * len(text):
+        return f"{n} control characters in {len(text)} ({n / len(text):.1%} > {MAX_CONTROL_FRACTION:.0%})"
+    return None
+
+
+def symlink_escapes(inputs: list[str], files: list[Path]) -> dict[Path, str]:
+    """The files (of `expand_local_inputs(inputs)`) that resolve outside the input they were found under,
+    with their resolved target: an input directory, or the fixed directory part of an input glob. A
+    file named by an input itself is the user's choice and never an escape."""
+    roots: list[str] = []
+    for spec in inputs:
+        if glob.has_magic(spec):
+            fixed = []
+            for part in Path(spec).parts:
+                if glob.has_magic(part):
+                    break
+                fixed.append(part)
+            roots.append(os.path.abspath(os.path.join(*fixed)) if fixed else os.path.abspath("."))
+        elif os.path.isdir(spec):
+            roots.append(os.path.abspath(spec))
+    out: dict[Path, str] = {}
+    for f in files:
+        absolute = os.path.abspath(f)
+        root = next((r for r in roots if os.path.commonpath([r, absolute]) == r and absolute != r), None)
+        if root is None:
+            continue
+        real_root, target = os.path.realpath(root), os.path.realpath(absolute)
+        if os.path.commonpath([real_root, target]) != real_root:
+            out[f] = target
+    return out
 
 
 def _rdf_candidates(text_path: Path, ebook: str) -> list[Path]:

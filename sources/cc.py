@@ -29,8 +29,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
-from pipeline.schema import Doc, Rejected
-from sources.base import Extractor, PlanContext, WorkUnit, unit_key
+from pipeline.core.extractor import Extractor, PlanContext, WorkUnit, unit_key
+from pipeline.core.schema import Doc, Rejected
 from sources.html import HtmlConfig, decode_html, extract_text, rough_text, title_of
 from sources.inputs import input_files, open_input
 from sources.warc import WarcError, WarcRecord, iter_records
@@ -74,7 +74,7 @@ _MODELS: dict[str, Any] = {}
 
 
 def default_lang_model_path() -> str:
-    from filters.fasttext_util import bundled_lid_model_path
+    from pipeline.core.fasttext_model import bundled_lid_model_path
 
     return str(bundled_lid_model_path())
 
@@ -261,7 +261,7 @@ def extract_warc_file(
 
 class CommonCrawlExtractor(Extractor):
     name = "cc"
-    version = "1"
+    version = "2"  # 2: the WARC reader counts hostile records (long headers, no target URI, lying lengths)
     config_class = CommonCrawlConfig
 
     def setup(self) -> None:

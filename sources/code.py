@@ -17,8 +17,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from pipeline.schema import Doc, Rejected
-from sources.base import Extractor, InputError, PlanContext, WorkUnit, file_fingerprint, unit_key
+from pipeline.core.extractor import Extractor, InputError, PlanContext, WorkUnit, file_fingerprint, unit_key
+from pipeline.core.io import is_remote, local_file, local_tree
+from pipeline.core.schema import Doc, Rejected
 from sources.code_files import ARCHIVE_SUFFIXES, Entry, FileLister, archive_kind, git, root_kind, root_name
 from sources.code_rules import DEFAULT_LANGUAGES, VENDORED_DIRS, detect_license, is_license_file, judge_file
 
@@ -43,7 +44,7 @@ class CodeConfig:
 
 class CodeExtractor(Extractor):
     name = "code"
-    version = "1"
+    version = "2"  # 2: git tree entries leaving the root are code:unsafe-path
     config_class = CodeConfig
 
     def plan(self, inputs: list[str], ctx: PlanContext) -> list[WorkUnit]:
@@ -51,7 +52,13 @@ class CodeExtractor(Extractor):
         import glob
 
         roots: list[Path] = []
+        remote: dict[Path, str] = {}  # local copy -> the object-storage URI it came from
         for spec in inputs:
+            if is_remote(spec):
+                local = local_file(spec) if archive_kind(Path(spec)) else local_tree(spec)
+                remote[local] = spec
+                roots.append(local)
+                continue
             matches = sorted(glob.glob(spec)) if glob.has_magic(spec) else [spec]
             if not matches or not all(Path(m).exists() for m in matches):
                 raise InputError(f"input not found: {spec}")
@@ -64,7 +71,8 @@ class CodeExtractor(Extractor):
         for root in sorted(dict.fromkeys(roots)):
             kind = root_kind(root)
             fp = self._fingerprint(root, kind, ctx)
-            units.append(WorkUnit(key=unit_key(root, fp), payload={"path": str(root), "kind": kind}, fingerprint=fp))
+            where = remote.get(root, str(root))
+            units.append(WorkUnit(key=unit_key(where, fp), payload={"path": where, "kind": kind}, fingerprint=fp))
         return units
 
     @staticmethod
@@ -85,9 +93,13 @@ class CodeExtractor(Extractor):
     # -- extraction --------------------------------------------------------------------------------
 
     def extract(self, unit: WorkUnit) -> Iterator[Doc | Rejected]:
-        root = Path(unit.payload["path"])
+        spec = unit.payload["path"]
+        if is_remote(spec):  # a tree or archive on object storage, read from its local copy
+            root = local_file(spec) if unit.payload.get("kind") == "archive" else local_tree(spec)
+        else:
+            root = Path(spec)
         kind = unit.payload.get("kind") or root_kind(root)
-        repo = self.config.repo_name.get(str(root)) or root_name(root)
+        repo = self.config.repo_name.get(spec) or root_name(root)
         items = list(FileLister(self.config).entries(root, kind))
         license_id = self._license(items)
         allowed = not self.config.license_allowlist or license_id in self.config.license_allowlist

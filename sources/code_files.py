@@ -2,7 +2,8 @@
 archive (.tar(.gz|.bz2|.xz)/.tgz or .zip), as `Entry`s in path order whose bytes are read lazily.
 
 A directory walk never follows a symlink out of the root; git symlinks and submodules are not
-followed; archive members with absolute paths, `..`, links or device entries are rejected; and
+followed, and git tree entries whose path leaves the root (an entry named `..`) are rejected as
+archive members are; archive members with absolute paths, `..`, links or device entries are rejected; and
 archive expansion is bounded in member count and total bytes (zip bombs are rejected, counted).
 """
 
@@ -119,6 +120,9 @@ class FileLister:
         shas: list[str] = []
         out: list[Entry] = []
         for path, mode, otype, sha, size in rows:
+            if _unsafe_member(path):  # a hostile tree entry named `..` (git fsck refuses it, mktree does not)
+                out.append(Entry(path, 0, "code:unsafe-path"))
+                continue
             if mode == "120000":
                 out.append(Entry(path, 0, "code:symlink"))
                 continue

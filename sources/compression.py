@@ -15,6 +15,8 @@ from typing import IO
 
 import zstandard
 
+from pipeline.core.io import as_path
+
 ZSTD_MAX_WINDOW = 2**31
 
 
@@ -62,8 +64,8 @@ class ZstdReader(io.RawIOBase):
 
 def open_binary(path: Path | str) -> IO[bytes]:
     """Decompressing reader chosen by suffix: .gz, .bz2, .xz, .zst, else the plain file."""
-    path = Path(path)
-    raw = open(path, "rb")
+    path = as_path(path)
+    raw = path.open("rb")
     suffix = path.suffix.lower()
     if suffix == ".gz":
         return gzip.GzipFile(fileobj=raw)

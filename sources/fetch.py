@@ -2,8 +2,14 @@
 
 `Fetcher.fetch_many` fetches URLs with a bounded pool of threads (within one task) and, per URL:
 
-* connect and read timeouts, plus a wall-clock budget per URL so a slow-drip server cannot hold a
-  thread forever; retries with exponential backoff on timeouts, connection errors, 429 and 5xx;
+* connect and read timeouts, plus a wall-clock budget per URL (`max_seconds_per_url`) that bounds the
+  whole exchange (connect, headers, body, retries, redirects) whatever the server does: socket
+  timeouts never exceed the budget left, the body is read in small reads checked against it, and a
+  watchdog thread shuts the exchange's sockets down at the deadline, which ends even a server
+  dripping one byte a second into its headers (`fetch:timeout`). The budget starts when the URL's
+  host grants its first slot, so queueing behind the politeness limit is not counted (DNS lookups
+  are not interruptible and not bounded by it);
+* retries with exponential backoff on timeouts, connection errors, 429 and 5xx;
 * a per-host politeness limit (at most `per_host_max_concurrent` exchanges in flight, bodies and
   retry backoffs included, and at least `per_host_interval_s` between them, per host, within the task); URLs are interleaved
   round-robin by host so threads do not queue up behind one big site;
@@ -23,7 +29,9 @@ Every outcome is a `FetchResult` whose `reason` is None or a `fetch:*` rejection
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
+import itertools
 import socket
 import threading
 import time
@@ -39,11 +47,19 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError, ReadTimeoutError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
+from urllib3.exceptions import HTTPError as U3HTTPError
 from urllib3.util import connection as u3_connection
 
 ADDRESS_CLASSES = ("loopback", "private", "link-local", "multicast", "reserved", "unspecified")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_READ_SIZE = 1 << 14  # a body read returns what has arrived, up to this much
 DEFAULT_USER_AGENT = (
     "corpusforge/0.1 (OpenWebText-style research corpus builder; fetches each URL once, honours "
     "per-host rate limits)"
@@ -70,7 +86,7 @@ class FetchConfig:
     allowed_address_classes: list[str] = field(default_factory=list)  # subset of ADDRESS_CLASSES
 
     def __post_init__(self) -> None:
-        from pipeline.config import ConfigError
+        from pipeline.core.config import ConfigError
 
         unknown = sorted(set(self.allowed_address_classes) - set(ADDRESS_CLASSES))
         if unknown:
@@ -139,13 +155,23 @@ def _guarded_new_conn(self: HTTPConnection) -> socket.socket:
     except socket.gaierror as exc:
         raise NameResolutionError(self.host, self, exc) from exc
     last: Exception | None = None
+    exchange = _current_exchange(self)
     for info in infos:
         ip = info[4][0]
+        timeout = self.timeout
+        if exchange is not None:  # a connect never outlasts the URL's budget
+            left = exchange.remaining()
+            if left <= 0:
+                raise ConnectTimeoutError(self, f"Connection to {self.host}: the per-URL budget is spent")
+            timeout = min(timeout, left) if isinstance(timeout, int | float) else left
         try:
-            return u3_connection.create_connection(
-                (ip, self.port), self.timeout, source_address=self.source_address,
+            sock = u3_connection.create_connection(
+                (ip, self.port), timeout, source_address=self.source_address,
                 socket_options=self.socket_options,
             )
+            if exchange is not None:
+                exchange.watch(sock)
+            return sock
         except TimeoutError as exc:
             last = ConnectTimeoutError(self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})")
             last.__cause__ = exc
@@ -154,18 +180,129 @@ def _guarded_new_conn(self: HTTPConnection) -> socket.socket:
     raise last if last is not None else NewConnectionError(self, f"no address for {self.host}")
 
 
-class _GuardedAdapter(HTTPAdapter):
-    """A requests adapter whose connections go through the address policy."""
+def _current_exchange(conn: HTTPConnection) -> _Exchange | None:
+    local = getattr(conn, "_fetch_local", None)
+    return getattr(local, "exchange", None) if local is not None else None
 
-    def __init__(self, policy: AddressPolicy) -> None:
+
+def _watched_request(base: type[HTTPConnection]) -> Callable[..., Any]:
+    """`request` of `base`, first putting a reused (pooled) connection's socket under the watchdog."""
+
+    def request(self: HTTPConnection, *args: Any, **kwargs: Any) -> Any:
+        exchange = _current_exchange(self)
+        if exchange is not None and self.sock is not None:
+            exchange.watch(self.sock)
+        return base.request(self, *args, **kwargs)
+
+    return request
+
+
+class _Exchange:
+    """One URL's exchange: its deadline and the sockets it uses, which `expire` shuts down.
+
+    Sockets are held as duplicates of their descriptors: shutting a duplicate down ends the connection for every
+    reader of it (a thread blocked in `recv` wakes up with EOF), and the original may be detached by
+    a TLS wrap. `finish` closes the duplicates; an exchange expires at most once, and never after it
+    finished."""
+
+    def __init__(self, budget: float) -> None:
+        self.deadline = time.monotonic() + budget
+        self.expired = False
+        self._finished = False
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def spent(self) -> bool:
+        return self.expired or self.remaining() <= 0
+
+    def watch(self, sock: socket.socket) -> None:
+        try:  # not sock.dup(): an SSLSocket refuses it; a duplicate of its descriptor is what we need
+            dup = socket.fromfd(sock.fileno(), sock.family, sock.type, sock.proto)
+        except (OSError, ValueError):
+            return
+        with self._lock:
+            if not self._finished and not self.expired:
+                self._socks.append(dup)
+                return
+        _shutdown(dup, close=True) if self.expired else dup.close()
+
+    def expire(self) -> None:
+        with self._lock:
+            if self._finished:
+                return
+            self.expired = True
+            socks, self._socks = self._socks, []
+        for s in socks:
+            _shutdown(s, close=True)
+
+    def finish(self) -> None:
+        with self._lock:
+            self._finished = True
+            socks, self._socks = self._socks, []
+        for s in socks:
+            s.close()
+
+
+def _shutdown(sock: socket.socket, close: bool) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    if close:
+        sock.close()
+
+
+class _Watchdog:
+    """Expires exchanges at their deadlines, from one thread that runs while any deadline is pending."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Exchange]] = []
+        self._seq = itertools.count()
+        self._running = False
+
+    def add(self, exchange: _Exchange) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (exchange.deadline, next(self._seq), exchange))
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._run, name="fetch-watchdog", daemon=True).start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    if not self._heap:
+                        self._running = False
+                        return
+                    wait = self._heap[0][0] - time.monotonic()
+                    if wait <= 0:
+                        exchange = heapq.heappop(self._heap)[2]
+                        break
+                    self._cond.wait(wait)
+            exchange.expire()
+
+
+class _GuardedAdapter(HTTPAdapter):
+    """A requests adapter whose connections go through the address policy, and whose sockets the
+    current thread's exchange (`fetch_local.exchange`, if any) watches."""
+
+    def __init__(self, policy: AddressPolicy, fetch_local: threading.local | None = None) -> None:
         self._policy = policy
+        self._fetch_local = fetch_local
         super().__init__(pool_connections=64, pool_maxsize=64, max_retries=0)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        attrs = {"_address_policy": self._policy, "_new_conn": _guarded_new_conn}
-        http_conn = type("GuardedHTTPConnection", (HTTPConnection,), attrs)
-        https_conn = type("GuardedHTTPSConnection", (HTTPSConnection,), attrs)
+        attrs = {"_address_policy": self._policy, "_fetch_local": self._fetch_local, "_new_conn": _guarded_new_conn}
+        http_conn = type("GuardedHTTPConnection", (HTTPConnection,),
+                         {**attrs, "request": _watched_request(HTTPConnection)})
+        https_conn = type("GuardedHTTPSConnection", (HTTPSConnection,),
+                          {**attrs, "request": _watched_request(HTTPSConnection)})
         self.poolmanager.pool_classes_by_scheme = {
             "http": type("GuardedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
             "https": type("GuardedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn}),
@@ -248,7 +385,8 @@ class Fetcher:
         self.config = config
         self.policy = AddressPolicy.of(config)
         self.limiter = HostLimiter(config.per_host_max_concurrent, config.per_host_interval_s)
-        self._local = threading.local()
+        self._local = threading.local()  # per thread: its session, and the exchange in progress
+        self._watchdog = _Watchdog()
 
     def _session(self) -> requests.Session:
         s = getattr(self._local, "session", None)
@@ -256,7 +394,7 @@ class Fetcher:
             s = requests.Session()
             s.trust_env = False  # no environment proxies: the guard must see the real destination
             s.headers.update({"User-Agent": self.config.user_agent, "Accept": "text/html,application/xhtml+xml"})
-            adapter = _GuardedAdapter(self.policy)
+            adapter = _GuardedAdapter(self.policy, self._local)
             s.mount("http://", adapter)
             s.mount("https://", adapter)
             self._local.session = s
@@ -265,16 +403,18 @@ class Fetcher:
     def fetch(self, url: str) -> FetchResult:
         """Fetch one URL, following redirects; never raises for a network or server problem."""
         result = FetchResult(url=url)
-        deadline = time.monotonic() + self.config.max_seconds_per_url
+        exchange: _Exchange | None = None
         current = url
         seen = {url}
         try:
             while True:
                 # The host's slot is held for the whole exchange, body included (and retry backoffs).
                 with self.limiter.slot((urlsplit(current).hostname or "").lower()):
-                    resp = self._get_with_retries(current, result, deadline)
+                    if exchange is None:  # the budget starts when the host first lets this URL in
+                        exchange = self._start_exchange()
+                    resp = self._get_with_retries(current, result, exchange)
                     if not resp.is_redirect:
-                        self._read_final(resp, current, result, deadline)
+                        self._read_final(resp, current, result, exchange)
                         return result
                 if resp.is_redirect:
                     location = resp.headers.get("Location", "")
@@ -296,17 +436,35 @@ class Fetcher:
             result.final_url = result.final_url or current
             result.body = None
             return result
+        finally:
+            if exchange is not None:
+                exchange.finish()
+                self._local.exchange = None
 
-    def _get_with_retries(self, url: str, result: FetchResult, deadline: float) -> requests.Response:
+    def _start_exchange(self) -> _Exchange:
+        exchange = _Exchange(self.config.max_seconds_per_url)
+        self._local.exchange = exchange
+        self._watchdog.add(exchange)
+        return exchange
+
+    def _budget_spent(self, url: str) -> _Failed:
+        return _Failed("fetch:timeout", f"{url}: not fetched within max_seconds_per_url="
+                                        f"{self.config.max_seconds_per_url}s")
+
+    def _get_with_retries(self, url: str, result: FetchResult, exchange: _Exchange) -> requests.Response:
         cfg = self.config
         attempt = 0
         while True:
+            if exchange.spent():
+                raise self._budget_spent(url)
             attempt += 1
             result.attempts += 1
             failure: _Failed
+            left = exchange.remaining()
             try:
                 resp = self._session().get(
-                    url, stream=True, allow_redirects=False, timeout=(cfg.connect_timeout_s, cfg.read_timeout_s),
+                    url, stream=True, allow_redirects=False,
+                    timeout=(min(cfg.connect_timeout_s, left), min(cfg.read_timeout_s, left)),
                 )
                 if resp.status_code not in RETRY_STATUSES:
                     return resp
@@ -326,13 +484,17 @@ class Fetcher:
                     raise _Failed("fetch:dns", f"{url}: cannot resolve host") from None
                 failure = _Failed("fetch:connection", f"{url}: {exc}")
             except requests.exceptions.RequestException as exc:
+                if exchange.spent():
+                    raise self._budget_spent(url) from None
                 raise _Failed("fetch:error", f"{url}: {type(exc).__name__}: {exc}") from None
+            if exchange.spent():  # whatever the error looked like, the budget's watchdog ended it
+                raise self._budget_spent(url)
             wait = cfg.backoff_s * 2 ** (attempt - 1)
-            if attempt > cfg.retries or time.monotonic() + wait >= deadline:
+            if attempt > cfg.retries or time.monotonic() + wait >= exchange.deadline:
                 raise failure
             time.sleep(wait)
 
-    def _read_final(self, resp: requests.Response, url: str, result: FetchResult, deadline: float) -> None:
+    def _read_final(self, resp: requests.Response, url: str, result: FetchResult, exchange: _Exchange) -> None:
         cfg = self.config
         result.final_url = url
         result.status = resp.status_code
@@ -350,18 +512,31 @@ class Fetcher:
                 raise _Failed("fetch:too-large", f"{url}: Content-Length {declared} > {cfg.max_bytes}")
             body = bytearray()
             try:
-                for chunk in resp.iter_content(chunk_size=1 << 16):
+                # Small reads that return what has arrived (read1), each with a socket timeout of at
+                # most the budget left; the watchdog ends a read that is still blocked at the deadline.
+                while True:
+                    if exchange.spent():
+                        raise self._budget_spent(url)
+                    _set_read_timeout(resp, min(cfg.read_timeout_s, exchange.remaining()))
+                    chunk = resp.raw.read1(_READ_SIZE, decode_content=True)
+                    if not chunk:
+                        break
                     body += chunk
                     if len(body) > cfg.max_bytes:
                         raise _Failed("fetch:too-large", f"{url}: body exceeds {cfg.max_bytes} bytes")
-                    if time.monotonic() > deadline:
-                        raise _Failed("fetch:timeout", f"{url}: body not read within {cfg.max_seconds_per_url}s")
-            except requests.exceptions.ConnectionError as exc:
-                if _is_read_timeout(exc):
-                    raise _Failed("fetch:timeout", f"{url}: read timed out") from None
-                raise _Failed("fetch:connection", f"{url}: {exc}") from None
-            except requests.exceptions.RequestException as exc:
-                raise _Failed("fetch:body", f"{url}: {type(exc).__name__}: {exc}") from None
+            except _Failed:
+                raise
+            except Exception as exc:  # noqa: BLE001 - urllib3 and socket errors of a body read, sorted below
+                if exchange.spent() or isinstance(exc, ReadTimeoutError | TimeoutError):
+                    raise self._budget_spent(url) if exchange.spent() else _Failed(
+                        "fetch:timeout", f"{url}: read timed out") from None
+                if isinstance(exc, ProtocolError | OSError):
+                    raise _Failed("fetch:connection", f"{url}: {exc}") from None
+                if isinstance(exc, U3HTTPError):
+                    raise _Failed("fetch:body", f"{url}: {type(exc).__name__}: {exc}") from None
+                raise
+            if exchange.expired:  # the watchdog cut the body short: what arrived is not the page
+                raise self._budget_spent(url)
             result.body = bytes(body)
         finally:
             resp.close()
@@ -392,5 +567,11 @@ def _is_name_error(exc: BaseException) -> bool:
     return False
 
 
-def _is_read_timeout(exc: BaseException) -> bool:
-    return any(isinstance(a, ReadTimeoutError) for a in exc.args) or isinstance(exc.__context__, ReadTimeoutError)
+def _set_read_timeout(resp: requests.Response, seconds: float) -> None:
+    """The socket timeout of the response's connection (the next read waits at most `seconds`)."""
+    sock = getattr(getattr(resp.raw, "_connection", None), "sock", None)
+    if sock is not None:
+        try:
+            sock.settimeout(max(seconds, 0.001))
+        except OSError:
+            pass

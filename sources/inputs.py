@@ -1,8 +1,8 @@
 """Opening a source's input files: local paths, http(s) URLs, pyarrow filesystem URIs, paths listings.
 
 `http(s)://` URLs are streamed, never read whole into memory, and resumed with a Range request after a
-dropped connection; `s3://`, `gs://`, `file://` and other pyarrow filesystem URIs name one file or a
-directory of them; Common Crawl `*.paths.gz` listings name files by path under `paths_url_prefix`
+dropped connection; `s3://`, `gs://`, `file://` and other object-storage URIs (pipeline.core.io) name
+one file, a glob or a directory of them, fingerprinted by content like local files; Common Crawl `*.paths.gz` listings name files by path under `paths_url_prefix`
 (at most `max_files` of them). Anything that cannot be opened or listed is an `InputError` naming it.
 """
 
@@ -12,7 +12,8 @@ import gzip
 import re
 from typing import BinaryIO, Protocol
 
-from sources.base import InputError, PlanContext, expand_local_inputs, file_fingerprint
+from pipeline.core.extractor import InputError, PlanContext, expand_inputs, file_fingerprint
+from pipeline.core.io import as_path
 
 
 class InputOptions(Protocol):
@@ -82,19 +83,11 @@ class HttpStream:
 
 
 def open_input(spec: str, config: InputOptions) -> BinaryIO:
-    """Open a local path, an http(s) URL or a pyarrow filesystem URI (s3://, gs://, file://) for reading."""
+    """Open a local path, an http(s) URL or an object-storage URI (s3://, gs://, file://) for reading."""
     if is_url(spec):
         return HttpStream(spec, config.http_timeout_seconds, config.http_retries)  # type: ignore[return-value]
-    if has_scheme(spec):
-        from pyarrow import fs
-
-        try:
-            filesystem, path = fs.FileSystem.from_uri(spec)
-            return filesystem.open_input_stream(path)
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{spec}: cannot open: {exc}") from exc
     try:
-        return open(spec, "rb")
+        return as_path(spec).open("rb")  # type: ignore[return-value]
     except OSError as exc:
         raise InputError(f"{spec}: cannot open: {exc}") from exc
 
@@ -117,44 +110,18 @@ def read_listing(spec: str, config: InputOptions) -> list[str]:
     return [ln if has_scheme(ln) else prefix.rstrip("/") + "/" + ln.lstrip("/") for ln in lines]
 
 
-def remote_files(spec: str) -> list[tuple[str, str]]:
-    """(uri, fingerprint) for a pyarrow filesystem URI: one file, or every file under a directory."""
-    from pyarrow import fs
-
-    try:
-        filesystem, path = fs.FileSystem.from_uri(spec)
-        info = filesystem.get_file_info(path)
-        if info.type == fs.FileType.NotFound:
-            raise InputError(f"input not found: {spec}")
-        infos = (
-            filesystem.get_file_info(fs.FileSelector(path, recursive=True))
-            if info.type == fs.FileType.Directory
-            else [info]
-        )
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{spec}: cannot list: {exc}") from exc
-    scheme = spec.split("://", 1)[0]
-    out = []
-    for i in sorted((i for i in infos if i.type == fs.FileType.File), key=lambda i: i.path):
-        uri = f"{scheme}://{i.path}" if scheme != "file" else f"file://{i.path}"
-        out.append((uri, f"size:{i.size}:mtime:{i.mtime_ns}"))
-    return out
-
-
 def input_files(inputs: list[str], config: InputOptions, ctx: PlanContext) -> list[tuple[str, str]]:
     """(path or URI, fingerprint) of every file the inputs name: listings and directories expanded."""
     specs: list[tuple[str, str]] = []
-    local: list[str] = []
+    files: list[str] = []
     for spec in inputs:
         if is_listing(spec):
             specs.extend((url, f"url:{url}") for url in read_listing(spec, config))
         elif is_url(spec):
             specs.append((spec, f"url:{spec}"))
-        elif has_scheme(spec):
-            specs.extend(remote_files(spec))
         else:
-            local.append(spec)
-    for path in expand_local_inputs(local) if local else []:
+            files.append(spec)  # local paths, globs, directories, object-storage URIs
+    for path in expand_inputs(files) if files else []:
         fp = ctx.fingerprints.of(path) if ctx.fingerprints is not None else file_fingerprint(path)
         specs.append((str(path), fp))
     return specs

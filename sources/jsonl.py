@@ -14,8 +14,9 @@ from pathlib import Path
 
 import zstandard
 
-from pipeline.schema import Doc, Rejected
-from sources.base import Extractor, InputError, WorkUnit
+from pipeline.core.extractor import Extractor, InputError, WorkUnit
+from pipeline.core.io import as_path
+from pipeline.core.schema import Doc, Rejected
 from sources.compression import open_text
 
 
@@ -36,7 +37,7 @@ class JsonlExtractor(Extractor):
 
     def extract(self, unit: WorkUnit) -> Iterator[Doc | Rejected]:
         cfg: JsonlConfig = self.config
-        path = Path(unit.payload["path"])
+        path = as_path(unit.payload["path"])
         stem = path.name.split(".")[0]
         try:
             f = open_text(path)

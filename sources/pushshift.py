@@ -33,7 +33,8 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import zstandard
 
-from sources.base import InputError
+from pipeline.core.extractor import InputError
+from pipeline.core.io import as_path
 
 REMOTE_SCHEMES = ("http://", "https://")
 
@@ -138,7 +139,7 @@ def _open_raw(spec: str, timeout_s: float) -> IO[bytes]:
         resp.raw.decode_content = True  # undo a transfer gzip, not the dump's own compression
         return resp.raw
     try:
-        return open(spec, "rb")
+        return as_path(spec).open("rb")
     except OSError as exc:
         raise InputError(f"cannot open dump {spec}: {exc}") from None
 
@@ -238,7 +239,7 @@ def _parse_line(line_no: int, raw: bytes) -> DumpLine:
 def dump_fingerprint(spec: str) -> str:
     """sha256 of a local dump's compressed bytes (remote dumps are fingerprinted while parsed)."""
     h = hashlib.sha256()
-    with open(spec, "rb") as f:
+    with as_path(spec).open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return "sha256:" + h.hexdigest()

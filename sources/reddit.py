@@ -24,8 +24,9 @@ recipe rejection. Rows come out in sorted URL order, so outputs do not depend on
 
 Fetching and archiving are sources/fetch.py's and sources/archive.py's: one archive directory per partition
 (`<archive_dir>/pNNNNN-of-NNNNN/`), where a rerun finds every earlier outcome and fetches only URLs
-it has none for (so changing `partitions` starts a new archive). The per-host politeness limit holds
-within a task; tasks run in parallel, so a host sees at most (running tasks x per-host limit) requests
+it has none for (so changing `partitions` starts a new archive); the outcomes a task killed mid-fetch
+had recorded count too (the archive publishes its leftover segment when read). The per-host
+politeness limit holds within a task; tasks run in parallel, so a host sees at most (running tasks x per-host limit) requests
 at once. Archived responses are extracted by
 the `cc` source's `RecordExtractor`, the code path Common Crawl records take, with the recipe's
 domain and extension blocklists applied again to the final URL after redirects.
@@ -51,9 +52,17 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.schema import Doc, Rejected
+from pipeline.core.extractor import (
+    Extractor,
+    InputError,
+    PlanContext,
+    WorkUnit,
+    expand_local_inputs,
+    unit_key,
+)
+from pipeline.core.io import as_path, local_file, local_mirror
+from pipeline.core.schema import Doc, Rejected
 from sources.archive import Outcome, WarcArchive
-from sources.base import Extractor, InputError, PlanContext, WorkUnit, expand_local_inputs, unit_key
 from sources.cc import CommonCrawlConfig, RecordExtractor
 from sources.fetch import FetchConfig, Fetcher
 from sources.pushshift import (
@@ -104,7 +113,7 @@ class RedditConfig:
     extraction: CommonCrawlConfig = field(default_factory=CommonCrawlConfig)
 
     def __post_init__(self) -> None:
-        from pipeline.config import ConfigError
+        from pipeline.core.config import ConfigError
 
         if self.partitions < 1:
             raise ConfigError(f"reddit.partitions must be >= 1, got {self.partitions}")
@@ -113,7 +122,7 @@ class RedditConfig:
         return UrlRules.of(self.blocked_domains, self.blocked_extensions, self.drop_over_18)
 
     def rules_hash(self) -> str:
-        from pipeline.config import stable_hash
+        from pipeline.core.config import stable_hash
 
         return stable_hash({"domains": sorted(self.blocked_domains), "extensions": sorted(self.blocked_extensions),
                             "over_18": self.drop_over_18, "partitions": self.partitions, "parser": PARSER_VERSION})
@@ -178,10 +187,15 @@ class _Buffers:
 
 def parse_dump(job: ParseJob) -> dict[str, Any]:
     """Classify every line of one dump into its rejection table and per-partition candidate buckets."""
-    out_dir = Path(job.out_dir)
-    done = out_dir / "_done.json"
+    done = as_path(job.out_dir) / "_done.json"
     if done.exists() and job.fingerprint:
         return json.loads(done.read_text())
+    with local_mirror(job.out_dir) as out_dir:
+        return _parse_dump(job, out_dir)
+
+
+def _parse_dump(job: ParseJob, out_dir: Path) -> dict[str, Any]:
+    done = out_dir / "_done.json"
     out_dir.mkdir(parents=True, exist_ok=True)
     buffers = _Buffers(out_dir)
     reader = DumpReader(job.spec, job.timeout_s)
@@ -243,10 +257,10 @@ def aggregate_partition(job: AggregateJob) -> dict[str, Any] | None:
     bucket = f"bucket-{job.partition:05d}.parquet"
     rows: list[tuple[Any, ...]] = []
     for order, (dump, parsed_dir) in enumerate(job.dumps):
-        path = Path(parsed_dir) / bucket
+        path = as_path(parsed_dir) / bucket
         if not path.exists():
             continue
-        t = pq.read_table(path, schema=CANDIDATE_SCHEMA).to_pydict()
+        t = pq.read_table(local_file(path), schema=CANDIDATE_SCHEMA).to_pydict()
         for i in range(len(t["normalized_url"])):
             rows.append((t["normalized_url"][i], t["created_utc"][i], order, t["line"][i], dump, t["score"][i],
                          t["submission_id"][i], t["subreddit"][i], t["title"][i], t["url"][i]))
@@ -270,11 +284,11 @@ def aggregate_partition(job: AggregateJob) -> dict[str, Any] | None:
             out[name].append(value)
     table = pa.table(out, schema=GROUP_SCHEMA)
     digest = hashlib.sha256(json.dumps(out, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-    out_dir = Path(job.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"p{job.partition:05d}-{digest[:16]}.parquet"
+    path = as_path(job.out_dir) / f"p{job.partition:05d}-{digest[:16]}.parquet"
     if not path.exists():
-        _write_atomic(table, path)
+        with local_mirror(path.parent) as out_dir:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            _write_atomic(table, out_dir / path.name)
     roles: dict[str, int] = {}
     for role in out["role"]:
         roles[role] = roles.get(role, 0) + 1
@@ -294,7 +308,7 @@ def doc_id(normalized_url: str) -> str:
 
 class RedditExtractor(Extractor):
     name = SOURCE
-    version = "1"
+    version = "2"  # 2: per-URL fetch budget bounds slow-drip servers; hostile archived records counted
     config_class = RedditConfig
 
     def __init__(self, config: RedditConfig | None = None) -> None:
@@ -352,10 +366,10 @@ class RedditExtractor(Extractor):
                 continue
             parsed.append((res["dump"], job.out_dir))
             units.append(WorkUnit(key, {"kind": "dump", "path": job.spec, "dump": res["dump"],
-                                        "table": str(Path(job.out_dir) / "rejected.parquet")},
+                                        "table": str(as_path(job.out_dir) / "rejected.parquet")},
                                   fingerprint=f"{res['fingerprint']}|rules:{rules_hash}"))
 
-        archive = Path(cfg.archive_dir) if cfg.archive_dir else root / "archive"
+        archive = as_path(cfg.archive_dir) if cfg.archive_dir else root / "archive"
         agg_dir = root / "partitions" / f"of-{cfg.partitions:05d}"
         agg_jobs = [AggregateJob(p, cfg.partitions, parsed, str(agg_dir), cfg.min_score)
                     for p in range(cfg.partitions)]
@@ -381,7 +395,7 @@ class RedditExtractor(Extractor):
         if "error" in unit.payload:
             raise InputError(f"{unit.payload['path']}: {unit.payload['error']}")
         dump = unit.payload["dump"]
-        t = pq.read_table(unit.payload["table"], schema=REJECT_SCHEMA).to_pylist()
+        t = pq.read_table(local_file(unit.payload["table"]), schema=REJECT_SCHEMA).to_pylist()
         for row in t:
             meta = {"dump": dump, "line": row["line"], "detail": row["detail"]}
             if row["submission_id"] or row["url"]:
@@ -391,12 +405,16 @@ class RedditExtractor(Extractor):
                            url=row["url"] or None, meta=meta)
 
     def _url_groups(self, unit: WorkUnit) -> Iterator[Doc | Rejected]:
-        rows = pq.read_table(unit.payload["table"], schema=GROUP_SCHEMA).to_pylist()
+        rows = pq.read_table(local_file(unit.payload["table"]), schema=GROUP_SCHEMA).to_pylist()
         groups: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
             groups.setdefault(row["normalized_url"], []).append(row)
+        with local_mirror(unit.payload["archive"]) as local_archive:
+            yield from self._fetch_and_extract(groups, WarcArchive(local_archive))
+
+    def _fetch_and_extract(self, groups: dict[str, list[dict[str, Any]]], archive: WarcArchive
+                           ) -> Iterator[Doc | Rejected]:
         wanted = sorted(u for u, g in groups.items() if g[0]["role"] == "doc")
-        archive = WarcArchive(Path(unit.payload["archive"]))
         outcomes = archive.outcomes()
         todo = [u for u in wanted if u not in outcomes or (self.config.refetch_failed and outcomes[u].reason)]
         if todo:

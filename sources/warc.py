@@ -9,7 +9,15 @@ carries on with the rest of the file where the format allows:
   resynchronises at the next gzip member magic, so one damaged record costs one record;
 * uncompressed files (`.warc`, `.arc`) resynchronise at the next line that starts a record.
 
-Record parsing itself is warcio's. The reader works on non-seekable streams: it keeps the bytes of
+Record parsing itself is warcio's, made defensive: a header block (WARC or HTTP headers) longer than
+`MAX_HEADER_BYTES` (warcio's readline is quadratic in a line's length), a record without a valid
+Content-Length or version line (an unterminated header), an HTTP record without WARC-Target-URI,
+a record that ends inside its HTTP headers, and a record not followed by a blank line (its
+Content-Length is wrong: in an uncompressed file the reader resynchronises at the next record start,
+so the records a too-long length swallowed are read again) are each a `WarcError` with the record's
+offset. (A Content-Length too long by exactly the length of the records it swallows is not detected.)
+
+The reader works on non-seekable streams: it keeps the bytes of
 the current member/record (up to `MAX_RESYNC_BYTES`) so that it can rewind to resynchronise.
 
 A file in which no record at all can be read raises `WarcFormatError` naming the file, so that the
@@ -27,7 +35,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from warcio.archiveiterator import ArchiveIterator
+from warcio.bufferedreaders import DecompressingBufferedReader
 from warcio.exceptions import ArchiveLoadFailed
+from warcio.recordloader import ArcWarcRecordLoader
 from warcio.statusandheaders import StatusAndHeadersParserException
 
 PayloadFilter = Callable[["WarcRecord"], bool]
@@ -35,6 +45,7 @@ PayloadFilter = Callable[["WarcRecord"], bool]
 BLOCK = 1 << 16
 MAX_RESYNC_BYTES = 64 << 20  # bytes kept to rewind after a corrupt part; beyond, resync from where we are
 DEFAULT_MAX_PAYLOAD_BYTES = 8 << 20
+MAX_HEADER_BYTES = 64 << 10  # one header block (WARC or HTTP headers, up to their blank line)
 PAYLOAD_TYPES = ("warcinfo", "response", "resource", "conversion", "revisit")
 
 GZIP_MAGIC = b"\x1f\x8b\x08"
@@ -226,6 +237,106 @@ class _GzipMember:
         self.out.clear()
 
 
+# ------------------------------------------------------------------------ warcio, made defensive
+
+
+class _BoundedReader(DecompressingBufferedReader):
+    """warcio's reader with a linear `readline` and a bound on header blocks.
+
+    warcio's own `readline` concatenates block after block (quadratic in the line's length: a gzip
+    member inflating to one 1 GiB header line ran for hours). Here a header block (the lines read
+    since the last blank line or body read) longer than MAX_HEADER_BYTES is a corrupt record."""
+
+    _header_bytes = 0
+
+    def read(self, length: int | None = None) -> bytes:
+        self._header_bytes = 0
+        return super().read(length)
+
+    def readline(self, length: int | None = None) -> bytes:
+        if length is not None and length < 0:
+            length = None
+        if length == 0:
+            return b""
+        self._fillbuff()
+        if self.empty():
+            return b""
+        parts = [self.buff.readline(length)]
+        size = len(parts[0])
+        while not parts[-1].endswith(b"\n") and (length is None or size < length):
+            if self._header_bytes + size > MAX_HEADER_BYTES:
+                break
+            self._fillbuff()
+            if self.empty():
+                break
+            parts.append(self.buff.readline(None if length is None else length - size))
+            size += len(parts[-1])
+        self._header_bytes += size
+        if self._header_bytes > MAX_HEADER_BYTES:
+            raise _CorruptInput(f"header block longer than {MAX_HEADER_BYTES} bytes (a header line without end?)")
+        line = parts[0] if len(parts) == 1 else b"".join(parts)
+        if not line.strip():
+            self._header_bytes = 0
+        return line
+
+
+class _RecordLoader(ArcWarcRecordLoader):
+    """warcio's record loader, refusing records it would otherwise crash on or drop without a word."""
+
+    _headers_read = False
+
+    def parse_record_stream(self, stream, statusline=None, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self._headers_read = False
+        try:
+            return super().parse_record_stream(stream, statusline, *args, **kwargs)
+        except EOFError:
+            if self._headers_read:  # warcio would end the file here as if it were empty
+                raise _CorruptInput("the record ends inside its HTTP headers") from None
+            raise
+
+    def _detect_type_load_headers(self, stream, statusline=None, known_format=None):  # type: ignore[no-untyped-def]
+        fmt, headers = super()._detect_type_load_headers(stream, statusline, known_format)
+        self._headers_read = True
+        if fmt == "warc":
+            if not headers.protocol:
+                raise _CorruptInput("a WARC record without a version line")
+            length = (headers.get_header("Content-Length") or "").strip()
+            if not length.isdigit():
+                raise _CorruptInput(f"a WARC record without a valid Content-Length ({length!r}): "
+                                    "an unterminated or damaged header")
+        return fmt, headers
+
+    def load_http_headers(self, rec_type, uri, stream, length):  # type: ignore[no-untyped-def]
+        if uri is None and length != 0 and rec_type in self.HTTP_RECORDS:
+            raise _CorruptInput(f"a {rec_type} record without WARC-Target-URI")
+        return super().load_http_headers(rec_type, uri, stream, length)
+
+
+class _ArchiveIterator(ArchiveIterator):
+    """warcio's iterator with the bounded reader and the defensive loader, and a record whose
+    Content-Length is wrong (not followed by a blank line) raised as corrupt instead of a warning
+    on stderr (the reader then resynchronises at the next record start)."""
+
+    def __init__(self, fileobj, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(fileobj, **kwargs)
+        self.reader = _BoundedReader(self.fh)
+        self.loader = _RecordLoader(verify_http=False, arc2warc=kwargs.get("arc2warc", False))
+
+    def _consume_blanklines(self):  # type: ignore[no-untyped-def]
+        empty_size = 0
+        while True:
+            line = self.reader.readline()
+            if not line:
+                return None, empty_size
+            if line.strip():
+                break
+            empty_size += len(line)
+        if empty_size == 0 and self.record is not None:
+            raise _CorruptInput(f"record not followed by a blank line: its length ({self.record.length}) is wrong "
+                                f"(next bytes {line[:40]!r})")
+        return line, empty_size
+
+
 # ---------------------------------------------------------------------------------------- records
 
 
@@ -275,10 +386,12 @@ def _records(
     """Records of one stream: a gzip member starting at `member_offset`, or (None) an uncompressed
     file whose `tell` is the absolute offset. `state["next"]` follows the start of the next record.
 
-    Raises `_CorruptInput`/warcio errors on damage; yields a `WarcError` for a record whose content is
-    shorter than its declared length (a cut-short uncompressed file).
+    Raises `_CorruptInput`/warcio errors on damage (a record whose length is wrong, a header block
+    without end, a response without target URI, ...). A record whose content is shorter than its
+    declared length is a `WarcError` in a gzip member; in an uncompressed file it raises, so that
+    the records its declared length swallowed are found again by resynchronising.
     """
-    it = ArchiveIterator(stream, arc2warc=False)
+    it = _ArchiveIterator(stream, arc2warc=False)
     for record in it:
         start = it.offset
         if member_offset is None:
@@ -286,11 +399,15 @@ def _records(
         else:
             rec = _make_record(record, name, member_offset, start, opts.max_payload, opts.want)
         it.read_to_end(record)
-        state["next"] = it.offset
         missing = getattr(record.raw_stream, "limit", 0)
         if missing > 0:
-            yield WarcError(name, rec.offset, f"record truncated: {missing} bytes of its content are missing")
+            message = f"record truncated: {missing} bytes of its content are missing"
+            if member_offset is None:
+                raise _CorruptInput(message)
+            state["next"] = it.offset
+            yield WarcError(name, rec.offset, message)
             continue
+        state["next"] = it.offset
         yield rec
 
 
@@ -300,7 +417,10 @@ class _Options:
     want: PayloadFilter | None
 
 
-_READ_ERRORS = (_CorruptInput, ArchiveLoadFailed, StatusAndHeadersParserException, ValueError, EOFError)
+# warcio's own failures on records it cannot parse (AttributeError/TypeError/IndexError/KeyError
+# included: a malformed record must cost that record, not the file).
+_READ_ERRORS = (_CorruptInput, ArchiveLoadFailed, StatusAndHeadersParserException, ValueError, EOFError,
+                AttributeError, TypeError, IndexError, KeyError)
 
 
 def _iter_gzip(src: _Source, name: str, opts: _Options) -> Iterator[WarcItem]:

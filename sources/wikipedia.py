@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from pipeline.schema import Doc, Rejected
-from sources.base import Extractor, PlanContext, WorkUnit, unit_key
+from pipeline.core.extractor import Extractor, PlanContext, WorkUnit, unit_key
+from pipeline.core.io import as_path
+from pipeline.core.schema import Doc, Rejected
 from sources.wikitext import WikitextCleaner, WikitextOptions
 
 SOURCE = "wikipedia"
@@ -102,7 +103,7 @@ def open_dump(path: Path | str, config: WikipediaConfig | None = None) -> IO[byt
     from sources.inputs import HttpStream, is_url
 
     cfg = config or WikipediaConfig()
-    raw = HttpStream(str(path), cfg.http_timeout_seconds, cfg.http_retries) if is_url(str(path)) else open(path, "rb")
+    raw = HttpStream(str(path), cfg.http_timeout_seconds, cfg.http_retries) if is_url(str(path)) else as_path(path).open("rb")
     head = raw.read(3)
     stream = io.BufferedReader(_Prefixed(head, raw), buffer_size=1 << 20)
     if head == b"BZh":
@@ -136,8 +137,8 @@ class WikipediaExtractor(Extractor):
                 units.append(WorkUnit(key=unit_key(spec), payload={"path": spec}, fingerprint=f"url:{spec}"))
                 continue
             for unit in super().plan([spec], ctx):
-                path = Path(unit.payload["path"])
-                if Path(spec).is_dir() and not _DUMP_NAME.search(path.name):
+                path = as_path(unit.payload["path"])
+                if as_path(spec).is_dir() and not _DUMP_NAME.search(path.name):
                     continue
                 units.append(unit)
         return sorted(dict((u.key, u) for u in units).values(), key=lambda u: u.payload["path"])
@@ -146,7 +147,7 @@ class WikipediaExtractor(Extractor):
         from sources.inputs import is_url
 
         spec = unit.payload["path"]
-        path = Path(spec)
+        path = as_path(spec) if not is_url(spec) else Path(spec)
         if not is_url(spec) and path.stat().st_size == 0:
             yield self._dump_problem(path, "wikipedia:empty-file", "empty file", 0, SiteInfo())
             return

@@ -32,8 +32,37 @@ def data_path(*parts: str) -> Path:
 @pytest.fixture(scope="session")
 def ray_executor():
     """A real local Ray instance (2 CPUs), shared by every test of the session."""
-    from pipeline.executor import RayExecutor
+    from pipeline.running.executor import RayExecutor
 
     ex = RayExecutor(num_cpus=2, progress=False)
     yield ex
     ex.shutdown()
+
+
+@pytest.fixture(scope="session")
+def s3_env():
+    """A real S3 API server on 127.0.0.1 for the session (moto's standalone server); its AWS_* settings."""
+    pytest.importorskip("moto", reason="moto[server] is installed by `make` (requirements.lock)")
+    from tests.s3server import s3_server
+
+    with s3_server() as env:
+        yield env
+
+
+@pytest.fixture
+def s3_bucket(s3_env, request):
+    """A fresh bucket per test; yields its s3:// URI with the AWS_* settings applied to this process."""
+    import re
+
+    from tests.s3server import make_bucket
+
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-") + f"-{os.getpid()}"
+    make_bucket(s3_env, name)
+    saved = {k: os.environ.get(k) for k in s3_env}
+    os.environ.update(s3_env)
+    yield f"s3://{name}"
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dedup.components import connected_components, read_edges, roots, write_edges
-from pipeline.executor import SerialExecutor
+from pipeline.running.executor import SerialExecutor
 
 
 def _union_find_roots(u: np.ndarray, v: np.ndarray) -> dict[int, int]:

@@ -12,11 +12,11 @@ import pytest
 from dedup import stage as dedup_stage
 from dedup.normalize import normalize_text
 from dedup.stage import DedupConfig, DedupStage, default_partitions
-from pipeline.config import ConfigError, from_mapping
-from pipeline.executor import SerialExecutor
-from pipeline.runner import run_global_stage
-from pipeline.schema import Doc, docs_to_table
-from pipeline.shards import read_json, read_table, write_table
+from pipeline.core.config import ConfigError, from_mapping
+from pipeline.core.schema import Doc, docs_to_table
+from pipeline.core.shards import read_json, read_table, write_table
+from pipeline.running.executor import SerialExecutor
+from pipeline.running.runner import run_global_stage
 from tests.conftest import data_path
 
 

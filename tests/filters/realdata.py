@@ -156,7 +156,7 @@ def whole_page_texts(per_file: int = 25, min_chars: int = 300) -> tuple[tuple[st
 
 def curated_docs(book_chunk_words: int = 800, chunks_per_book: int = 12) -> list:
     """Positive examples for the quality classifier: Wikipedia articles and chunks of English books."""
-    from pipeline.schema import Doc
+    from pipeline.core.schema import Doc
 
     docs = [Doc(f"wikipedia/{title}", "wikipedia", text) for title, text in wikipedia_articles()]
     for name in ("14263.txt", "15122.txt", "16595.txt", "16215.txt"):
@@ -173,6 +173,6 @@ def curated_docs(book_chunk_words: int = 800, chunks_per_book: int = 12) -> list
 
 def crawled_docs() -> list:
     """Negative examples: whole-page text of real crawled pages, as raw `cc` documents."""
-    from pipeline.schema import Doc
+    from pipeline.core.schema import Doc
 
     return [Doc(f"cc/{i:03d}", "cc", text, url) for i, (url, text) in enumerate(whole_page_texts())]

@@ -16,8 +16,8 @@ from filters.classifier import (
     pile_preprocess,
     train_quality_classifier,
 )
-from pipeline.schema import docs_to_table
-from pipeline.shards import write_table
+from pipeline.core.schema import docs_to_table
+from pipeline.core.shards import write_table
 from tests.filters.realdata import crawled_docs, curated_docs
 
 

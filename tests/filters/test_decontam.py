@@ -23,11 +23,11 @@ from filters.decontam import (
 )
 from filters.evalsets import load_eval_sets
 from filters.ngrams import word_spans, words
-from pipeline.config import ConfigError
-from pipeline.executor import SerialExecutor
-from pipeline.runner import run_global_stage
-from pipeline.schema import Doc, docs_to_table
-from pipeline.shards import read_table, write_table
+from pipeline.core.config import ConfigError
+from pipeline.core.schema import Doc, docs_to_table
+from pipeline.core.shards import read_table, write_table
+from pipeline.running.executor import SerialExecutor
+from pipeline.running.runner import run_global_stage
 from tests.conftest import data_path
 
 

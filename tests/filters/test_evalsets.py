@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from filters.evalsets import EvalSetError, load_eval_set, load_eval_sets, parse_eval_spec
-from pipeline.config import ConfigError
+from pipeline.core.config import ConfigError
 from tests.conftest import data_path
 
 

@@ -7,7 +7,6 @@ import json
 import pyarrow as pa
 import pytest
 
-from filters.fasttext_util import predict_top
 from filters.langid import (
     LangPolicy,
     LanguageIdConfig,
@@ -17,10 +16,11 @@ from filters.langid import (
     identify,
     language_sample,
 )
-from pipeline.config import ConfigError, from_mapping
-from pipeline.runner import run_shard_stage
-from pipeline.schema import Doc, docs_to_table
-from pipeline.shards import read_json, read_table, write_table
+from pipeline.core.config import ConfigError, from_mapping
+from pipeline.core.fasttext_model import predict_top
+from pipeline.core.schema import Doc, docs_to_table
+from pipeline.core.shards import read_json, read_table, write_table
+from pipeline.running.runner import run_shard_stage
 from tests.filters.realdata import gutenberg_body, gutenberg_language, labelled_pages
 
 

@@ -19,10 +19,10 @@ from filters.quality import (
     decide,
     stat_names,
 )
-from pipeline.config import ConfigError, from_mapping
-from pipeline.runner import run_shard_stage
-from pipeline.schema import Doc, docs_to_table
-from pipeline.shards import read_json, read_table, write_table
+from pipeline.core.config import ConfigError, from_mapping
+from pipeline.core.schema import Doc, docs_to_table
+from pipeline.core.shards import read_json, read_table, write_table
+from pipeline.running.runner import run_shard_stage
 from tests.filters.realdata import (
     crawled_docs,
     curated_docs,

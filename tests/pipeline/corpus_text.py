@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipeline.schema import DOC_SCHEMA
-from pipeline.shards import write_table
+from pipeline.core.schema import DOC_SCHEMA
+from pipeline.core.shards import write_table
 from tests.conftest import data_path
 
 # (file, encoding): English ASCII, French UTF-8 with BOM, Dutch ISO-8859-1

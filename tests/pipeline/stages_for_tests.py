@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from pipeline.stage import ShardResult, ShardStage, split_by_reason
+from pipeline.core.stage import ShardResult, ShardStage, split_by_reason
 
 
 @dataclass

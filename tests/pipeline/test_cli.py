@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
-from pipeline.reader import TokenDataset
-from pipeline.shards import read_json
+from pipeline.core.shards import read_json
+from pipeline.outputs.reader import TokenDataset
 from tests.conftest import data_path
 from tests.pipeline.helpers import write_jsonl_inputs
 

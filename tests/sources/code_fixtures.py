@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.executor import SerialExecutor
-from pipeline.schema import Doc, Rejected
-from sources.base import PlanContext
+from pipeline.core.extractor import PlanContext
+from pipeline.core.schema import Doc, Rejected
+from pipeline.running.executor import SerialExecutor
 from sources.code import CodeConfig, CodeExtractor
 
 MIT = """MIT License\n\nCopyright (c) 2024 Someone\n\nPermission is hereby granted, free of charge, to any person

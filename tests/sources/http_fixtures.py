@@ -14,7 +14,13 @@ decompressed. Routes:
     /binary             200 image/png
     /to-private/10      302 to http://10.0.0.1/ ; /to-private/169 302 to the cloud metadata address
     /files/<name>       the file <name> of `files_dir` as application/octet-stream (dumps served by URL)
+    /drip-headers       a status line, then one header byte every `drip_interval` seconds (headers never end)
+    /drip-body          200 text/html, Content-Length 1 MB, then one body byte every `drip_interval` seconds
+    /drip-body/close    the same without Content-Length (the body would end when the connection closes)
     /missing            404
+
+A drip is shorter than any read timeout, so only a wall-clock budget ends it; it stops by itself after
+`drip_max_seconds` (a backstop, so that a client without a budget fails a test instead of hanging it).
 
 `hits` counts requests per path, so tests can see retries and that a rerun refetches nothing;
 `max_in_flight[kind]` is the most requests to /<kind>/... handled at once, to check the per-host politeness limit.
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import gzip
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -43,8 +50,11 @@ def quick_fetch_config(**overrides) -> FetchConfig:
 
 
 class PageServer:
-    def __init__(self, pages_dir: Path, slow_seconds: float = 3.0, files_dir: Path | None = None) -> None:
+    def __init__(self, pages_dir: Path, slow_seconds: float = 3.0, files_dir: Path | None = None,
+                 drip_interval: float = 0.1, drip_max_seconds: float = 20.0) -> None:
         self.pages_dir = Path(pages_dir)
+        self.drip_interval = drip_interval
+        self.drip_max_seconds = drip_max_seconds
         self.files_dir = Path(files_dir) if files_dir is not None else None
         self.slow_seconds = slow_seconds
         self.hits: Counter[str] = Counter()
@@ -154,6 +164,12 @@ def _handler_for(server: PageServer) -> type[BaseHTTPRequestHandler]:
                 self._redirect(302, f"/chain/{n - 1}") if n > 0 else self._page("cnn_article")
             elif head == "endless":
                 self._endless()
+            elif head == "drip-headers":
+                self._drip(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Drip: ", b"a")
+            elif head == "drip-body":
+                length = b"" if rest == "close" else b"Content-Length: 1000000\r\n"
+                self._drip(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n" + length + b"\r\n<html><body>",
+                           b"<p>slow</p>")
             elif head == "binary":
                 self._send(200, PNG_HEAD, "image/png")
             elif head == "files" and server.files_dir is not None and (server.files_dir / rest).is_file():
@@ -198,6 +214,20 @@ def _handler_for(server: PageServer) -> type[BaseHTTPRequestHandler]:
                 while not server.stopping.is_set() and sent < 1 << 30:  # 1 GiB: a backstop, not a limit
                     self.wfile.write(frame)
                     sent += len(chunk)
+            except OSError:
+                pass  # the client hung up, as it should
+            self.close_connection = True
+
+        def _drip(self, head: bytes, drip: bytes) -> None:
+            """`head` at once, then `drip` one byte every `drip_interval` seconds, up to `drip_max_seconds`."""
+            self._done()
+            end = time.monotonic() + server.drip_max_seconds
+            try:
+                self.wfile.write(head)
+                i = 0
+                while time.monotonic() < end and not server.stopping.wait(server.drip_interval):
+                    self.wfile.write(drip[i % len(drip) : i % len(drip) + 1])
+                    i += 1
             except OSError:
                 pass  # the client hung up, as it should
             self.close_connection = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import json
+import random
 import shutil
 import zipfile
 from pathlib import Path
@@ -11,10 +12,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.executor import SerialExecutor
-from pipeline.runner import run_extract
-from pipeline.schema import Doc, Rejected
-from sources.base import InputError, PlanContext
+from pipeline.core.extractor import InputError, PlanContext
+from pipeline.core.schema import Doc, Rejected
+from pipeline.running.executor import SerialExecutor
+from pipeline.running.runner import run_extract
 from sources.books import BooksConfig, BooksExtractor, decode_text, strip_boilerplate
 from tests.conftest import data_path
 
@@ -186,3 +187,85 @@ def test_run_extract_with_ray(tmp_path, ray_executor):
     assert (totals["in_docs"], totals["kept_docs"], totals["rejected_docs"]) == (11, 6, 5)
     kept = pq.read_table(sorted((tmp_path / "out").glob("*.parquet"))).to_pylist()
     assert json.loads(next(r for r in kept if r["id"] == "books/24675")["meta"])["language"] == "nl"
+
+
+# ---------------------------------------------------------------- hostile inputs (issue 14, items 5-7)
+
+
+def _fates(items) -> dict[str, str]:
+    ids = [i.id for i in items]
+    assert len(ids) == len(set(ids)), collections.Counter(ids).most_common(3)  # every id once
+    return {i.id: getattr(i, "reason", "kept") for i in items}
+
+
+def test_a_symlink_out_of_the_input_is_a_counted_refusal(tmp_path):
+    """A link named like an ebook pointing outside the input directory (at /etc/passwd, say) is refused
+    as the code source refuses it, its target never read; a link inside the input is followed."""
+    books = tmp_path / "books"
+    books.mkdir()
+    shutil.copy(data_path("gutenberg", "15122.txt"), books / "15122.txt")
+    secret = tmp_path / "passwd"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\n" * 50, encoding="ascii")
+    (books / "55555.txt").symlink_to(secret)
+    (books / "sub").mkdir()
+    (books / "sub" / "55556.txt").symlink_to("../../passwd")  # relative, through ..
+    (books / "16595.txt").symlink_to(data_path("gutenberg", "16595.txt"))  # outside too: refused
+    inside = books / "copies"
+    inside.mkdir()
+    shutil.copy(data_path("gutenberg", "14263.txt"), inside / "14263.txt")
+    (books / "14263.txt").symlink_to("copies/14263.txt")  # stays inside the input: followed
+    for spec in (books, f"{books}/**/*.txt"):
+        items = extract_all([spec], tmp_path / "plan")
+        print(spec, _fates(items))
+        assert _fates(items) == {
+            "books/15122": "kept", "books/14263": "kept", "books/14263/14263.txt": "books:duplicate-edition",
+            "books/55555/55555.txt": "books:symlink-escape", "books/55556/55556.txt": "books:symlink-escape",
+            "books/16595/16595.txt": "books:symlink-escape",
+        }
+        assert not any("root:x:0:0" in getattr(i, "text", "") for i in items)
+        refused = next(i for i in items if i.id == "books/55555/55555.txt")
+        assert refused.meta["file"] == str(books / "55555.txt") and str(secret) in refused.meta["error"]
+
+
+def test_binary_files_are_rejected_at_extraction(tmp_path):
+    """200 KB of random bytes named 88888.txt went through as a book (decoded as Latin-1)."""
+    rng = random.Random(14)
+    (tmp_path / "88888.txt").write_bytes(rng.randbytes(200_000))
+    png = b"\x89PNG\r\n\x1a\n" + rng.randbytes(50_000)
+    with zipfile.ZipFile(tmp_path / "77777.zip", "w") as zf:
+        zf.writestr("77777.txt", png)
+    text = data_path("gutenberg", "16595.txt").read_text(encoding="ascii")
+    (tmp_path / "66666-0.txt").write_bytes(text.replace("16595", "66666").encode("utf-16"))  # text, with a BOM
+    mixed = data_path("gutenberg", "15122.txt").read_bytes()
+    (tmp_path / "15122.txt").write_bytes(mixed[: len(mixed) // 2] + rng.randbytes(40_000) + mixed[len(mixed) // 2 :])
+    items = extract_all([tmp_path], tmp_path / "plan")
+    print(_fates(items))
+    assert _fates(items) == {"books/88888/88888.txt": "books:binary", "books/77777/77777.zip": "books:binary",
+                             "books/66666": "kept", "books/15122/15122.txt": "books:binary"}
+    assert "control characters" in next(i for i in items if i.id == "books/88888/88888.txt").meta["error"]
+
+
+def test_legacy_releases_of_an_ebook_are_editions_not_duplicate_ids(tmp_path):
+    """Gutenberg's legacy file names (old/7tcng10.txt beside 9198.txt) carry the ebook number in their
+    header only: they are editions of that ebook, and no id is emitted twice."""
+    shutil.copy(data_path("gutenberg", "16595.txt"), tmp_path / "16595.txt")
+    (tmp_path / "old").mkdir()
+    shutil.copy(data_path("gutenberg", "16595-8.txt"), tmp_path / "old" / "7dckm10.txt")
+    shutil.copy(data_path("gutenberg", "16215.txt"), tmp_path / "old" / "8shep10.txt")  # no modern edition
+    shutil.copy(data_path("gutenberg", "16215-8.txt"), tmp_path / "old" / "8shep11.txt")
+    # Files with no ebook number anywhere and the same name: distinct books keep distinct ids,
+    # byte-identical copies are one document.
+    for d, body in (("a", BODY), ("b", BODY.replace("night", "day")), ("c", BODY)):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "notes.txt").write_text(body, encoding="ascii")
+    items = extract_all([tmp_path], tmp_path / "plan")
+    fates = _fates(items)
+    print(fates)
+    assert collections.Counter(fates.values()) == {"kept": 4, "books:duplicate-edition": 3}
+    assert fates["books/16595"] == fates["books/16215"] == "kept"
+    assert fates["books/16595/7dckm10.txt"] == "books:duplicate-edition"
+    kept = {i.id: i for i in items if isinstance(i, Doc)}
+    assert kept["books/16595"].meta["edition"] == "16595.txt"
+    assert kept["books/16215"].meta["edition"] in ("8shep10.txt", "8shep11.txt")
+    notes = sorted(i for i in fates if i.startswith("books/notes"))
+    assert len(notes) == 3 and sorted(fates[i] for i in notes) == ["books:duplicate-edition", "kept", "kept"]

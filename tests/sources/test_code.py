@@ -12,9 +12,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.runner import run_extract
-from pipeline.schema import Doc, Rejected
-from sources.base import InputError, PlanContext
+from pipeline.core.extractor import InputError, PlanContext
+from pipeline.core.schema import Doc, Rejected
+from pipeline.running.runner import run_extract
 from sources.code import CodeConfig, CodeExtractor
 from tests.sources.code_fixtures import MIT, by_path, extract
 
@@ -151,3 +151,34 @@ def test_run_extract_with_ray(tmp_path, ray_executor):
     assert totals["in_docs"] == len(files) and totals["kept_docs"] >= 30
     kept = pq.read_table(sorted((tmp_path / "out").glob("*.parquet"))).to_pylist()
     assert "code/json/decoder.py" in {r["id"] for r in kept}
+
+
+def _git_out(root: Path, *args: str, stdin: bytes = b"") -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@e"}
+    res = subprocess.run(["git", "-C", str(root), *args], input=stdin, check=True, capture_output=True, env=env)
+    return res.stdout.decode().strip()
+
+
+def test_git_tree_entries_that_leave_the_repository_are_unsafe_paths(tmp_path):
+    """Issue 14, item 13: a tree entry named `..` (written with `git mktree`, as a hostile repository
+    can be) was kept as code/gitrepo/../evil.py; tar and zip members like it are `code:unsafe-path`."""
+    repo = tmp_path / "gitrepo"
+    repo.mkdir()
+    write_tree(repo)
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "init")
+    evil = _git_out(repo, "hash-object", "-w", "--stdin", stdin=b"import os\nos.system('echo owned')\n")
+    up = _git_out(repo, "mktree", stdin=f"100644 blob {evil}\tevil.py\n".encode())
+    listing = _git_out(repo, "ls-tree", "HEAD")
+    tree = _git_out(repo, "mktree", stdin=(f"{listing}\n040000 tree {up}\t..\n"
+                                           f"100644 blob {evil}\t..\\win.py\n").encode())
+    commit = _git_out(repo, "commit-tree", tree, "-p", "HEAD", "-m", "evil")
+    git(repo, "update-ref", "HEAD", commit)
+    assert "../evil.py" in _git_out(repo, "ls-tree", "-r", "--name-only", "HEAD")
+    items = extract([repo], tmp_path)
+    got = by_path(items)
+    print({p: r for p, r in got.items() if ".." in p})
+    assert got == {**EXPECTED, "../evil.py": "code:unsafe-path", "..\\win.py": "code:unsafe-path"}
+    assert not any(".." in i.id for i in items if isinstance(i, Doc))

@@ -9,7 +9,7 @@ import os
 import tarfile
 import zipfile
 
-from pipeline.schema import Doc
+from pipeline.core.schema import Doc
 from sources.code import CodeConfig
 from tests.sources.code_fixtures import MIT, by_path, extract
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.schema import Doc, Rejected
-from sources.base import InputError, PlanContext
+from pipeline.core.extractor import InputError, PlanContext
+from pipeline.core.schema import Doc, Rejected
 from sources.cc import CommonCrawlConfig, CommonCrawlExtractor, extract_warc_file
 from tests.conftest import data_path
 
@@ -109,6 +109,6 @@ def test_pyarrow_filesystem_uri(tmp_path: Path) -> None:
     shutil.copy(data_path("warc", DOLMA), d / DOLMA)
     ex = CommonCrawlExtractor(CommonCrawlConfig(languages=[]))
     units, out = _extract_units(ex, [f"file://{d}"], tmp_path)
-    assert [u.payload["path"] for u in units] == [f"file://{d / DOLMA}"]
-    docs = [i for i in out[f"file://{d / DOLMA}"] if isinstance(i, Doc)]
+    assert [u.payload["path"] for u in units] == [str(d / DOLMA)]  # a file:// URI is a local path
+    docs = [i for i in out[str(d / DOLMA)] if isinstance(i, Doc)]
     assert [x.id for x in docs] == [x.id for x in _docs(d / DOLMA, ex.config)]

@@ -145,7 +145,7 @@ def test_classify_order_and_fields():
 
 
 def test_an_unreadable_dump_is_an_error_naming_it(tmp_path: Path):
-    from sources.base import InputError
+    from pipeline.core.extractor import InputError
 
     bad = tmp_path / "RS_2020-01.zst"
     bad.write_bytes(b"this is not zstd at all" * 10)

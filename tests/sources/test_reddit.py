@@ -12,10 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from pipeline.executor import SerialExecutor
-from pipeline.runner import run_extract
-from pipeline.shards import REJECTED_DIR, read_table
-from sources.base import InputError, PlanContext
+from pipeline.core.extractor import InputError, PlanContext
+from pipeline.core.shards import REJECTED_DIR, read_table
+from pipeline.running.executor import SerialExecutor
+from pipeline.running.runner import run_extract
 from sources.fetch import FetchConfig
 from sources.pushshift import iter_dump
 from sources.reddit import RedditConfig, RedditExtractor
@@ -123,7 +123,7 @@ def test_a_dump_given_by_url(tmp_path: Path):
 
 
 def test_config_from_toml_tables():
-    from pipeline.config import ConfigError, from_mapping
+    from pipeline.core.config import ConfigError, from_mapping
 
     cfg = from_mapping(RedditConfig, {"min_score": 5, "fetch": {"allow_private_addresses": True, "retries": 0},
                                       "extraction": {"languages": []}}, "sources.reddit")

@@ -194,3 +194,129 @@ def test_unreadable_inputs_raise_naming_the_file(tmp_path: Path) -> None:
             _read(p, name)
     with pytest.raises(WarcFormatError, match="missing.warc.gz"):
         _read(tmp_path / "missing.warc.gz", "missing.warc.gz")
+
+
+# ------------------------------------------------------------- hostile records (issue 14, items 3, 4, 10)
+
+
+def _members(path: Path) -> tuple[bytes, list[WarcRecord], list[int]]:
+    """The file's bytes, its records, and the byte offsets where its gzip members (one per record) start."""
+    raw = path.read_bytes()
+    records, _ = _read(path)
+    return raw, records, [r.offset for r in records] + [len(raw)]
+
+
+def _header_line_bomb(megabytes: int) -> bytes:
+    """One gzip member whose WARC header has a line of `megabytes` MiB without end: generated as a
+    stream (1 MiB at a time), about 1 KB compressed per inflated MiB."""
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)
+    out = [z.compress(b"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: http://example.com/bomb\r\nX-Bomb: ")]
+    block = b"a" * (1 << 20)
+    out += [z.compress(block) for _ in range(megabytes)]
+    out.append(z.flush())
+    return b"".join(out)
+
+
+_READ_IN_SUBPROCESS = """
+import json, sys
+from sources.warc import WarcError, iter_records
+items = [(type(i).__name__, i.offset, getattr(i, "message", None)) for i in iter_records(sys.argv[1], "bomb.warc.gz")]
+print(json.dumps(items))
+"""
+
+
+def test_a_header_line_without_end_is_a_corrupt_record_read_in_linear_time(tmp_path: Path) -> None:
+    """A member inflating to a 32 MiB header line (no newline) between real records: warcio's readline
+    is quadratic in the line (hours for 1 GiB); the reader bounds a header block to 64 KiB, counts the
+    member as corrupt at its offset and reads on. Run in a subprocess with a generous guard of 60 s."""
+    import json
+    import subprocess
+    import sys
+
+    raw, records, starts = _members(data_path("warc", RESILIPARSE))
+    at = starts[10]
+    bomb = _header_line_bomb(32)
+    p = tmp_path / "bomb.warc.gz"
+    p.write_bytes(raw[:at] + bomb + raw[at:])
+    proc = subprocess.run([sys.executable, "-c", _READ_IN_SUBPROCESS, str(p)], capture_output=True, text=True,
+                          timeout=60, cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    items = json.loads(proc.stdout)
+    errors = [(offset, message) for kind, offset, message in items if kind == "WarcError"]
+    print(f"{len(bomb)} compressed bytes inflating to 32 MiB: {len(items) - len(errors)} records, errors {errors}")
+    assert [o for o, _ in errors] == [at] and "header block longer than 65536 bytes" in errors[0][1]
+    shifted = [o if o < at else o + len(bomb) for o in starts[:-1]]
+    assert [o for kind, o, _ in items if kind == "WarcRecord"] == shifted
+    assert proc.stderr == ""
+
+
+def _recompress(raw: bytes, starts: list[int], i: int, edit) -> bytes:
+    """The file with member i replaced by the gzip of edit(member i's decompressed bytes)."""
+    member = gzip.decompress(raw[starts[i] : starts[i + 1]])
+    return raw[: starts[i]] + gzip.compress(edit(member)) + raw[starts[i + 1] :]
+
+
+def _drop_target_uri(record: bytes) -> bytes:
+    head, sep, rest = record.partition(b"\r\n\r\n")
+    lines = [line for line in head.split(b"\r\n") if not line.lower().startswith(b"warc-target-uri:")]
+    return b"\r\n".join(lines) + sep + rest
+
+
+def _plain_starts(plain: bytes, n: int) -> list[int]:
+    """Where the n records of an uncompressed WARC start, and its length."""
+    starts = [0]
+    for _ in range(n - 1):
+        starts.append(plain.index(b"\r\n\r\nWARC/1.0\r\n", starts[-1]) + 4)
+    return [*starts, len(plain)]
+
+
+UNTERMINATED = b"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: http://example.com/x\r\nWARC-Date: 2020-08-08T20:48:25"
+assert len(UNTERMINATED) == 100
+
+
+def test_a_record_without_target_uri_or_with_an_unterminated_header_costs_only_itself(tmp_path: Path) -> None:
+    raw, records, starts = _members(data_path("warc", RESILIPARSE))
+    victim = next(i for i, r in enumerate(records) if r.rec_type == "response" and i > 5)
+    gz = _recompress(raw, starts, victim, _drop_target_uri)
+    grow = len(gz) - len(raw)
+    at = starts[victim + 3] + grow  # an unterminated 100-byte header as a member of its own
+    gz = gz[:at] + gzip.compress(UNTERMINATED) + gz[at:]
+    got, errors = _read(ReadOnly(gz), "hostile.warc.gz")
+    print("gzip:", [(e.offset, e.message) for e in errors])
+    assert [e.offset for e in errors] == [starts[victim], at]
+    assert "without WARC-Target-URI" in errors[0].message and "Content-Length" in errors[1].message
+    assert [r.record_id for r in got] == [r.record_id for i, r in enumerate(records) if i != victim]
+
+    # The same in an uncompressed file: the unterminated header at the very end, and in the middle.
+    plain = gzip.decompress(raw)
+    rec_starts = _plain_starts(plain, len(records))
+    start, end = rec_starts[victim], rec_starts[victim + 1]
+    edited = _drop_target_uri(plain[start:end])
+    body = plain[:start] + edited + plain[end:]
+    mid = rec_starts[victim + 3] + len(edited) - (end - start)
+    for data, where in ((body[:mid] + UNTERMINATED + b"\r\n\r\n" + body[mid:], mid), (body + UNTERMINATED, len(body))):
+        got, errors = _read(ReadOnly(data), "hostile.warc")
+        print("plain:", [(e.offset, e.message) for e in errors])
+        assert [e.offset for e in errors] == [start, where]
+        assert [r.record_id for r in got] == [r.record_id for i, r in enumerate(records) if i != victim]
+
+
+@pytest.mark.parametrize("delta", [300, -300, 7])
+def test_a_lying_content_length_in_an_uncompressed_warc_is_counted(tmp_path: Path, capfd, delta: int) -> None:
+    """A Content-Length too long swallows the next record, too short keeps a record cut short: both are
+    a counted corrupt record at its offset (not a warning on stderr), and the next record is read."""
+    plain = gzip.decompress(data_path("warc", RESILIPARSE).read_bytes())
+    full, _ = _read(data_path("warc", RESILIPARSE))
+    victim = next(i for i, r in enumerate(full) if r.rec_type == "response" and i > 5)
+    start = _plain_starts(plain, len(full))[victim]
+    head_end = plain.index(b"\r\n\r\n", start)
+    head = plain[start:head_end]
+    length = int(next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
+                 .split(b":")[1])
+    lied = head.replace(b"Content-Length: %d" % length, b"Content-Length: %d" % (length + delta))
+    data = plain[:start] + lied + plain[head_end:]
+    got, errors = _read(ReadOnly(data), "lying.warc")
+    print(f"Content-Length {delta:+}:", [(e.offset, e.message) for e in errors], f"{len(got)} of {len(full)} records")
+    assert [e.offset for e in errors] == [start]
+    assert [r.record_id for r in got] == [r.record_id for i, r in enumerate(full) if i != victim]
+    assert "Content-Length" not in capfd.readouterr().err

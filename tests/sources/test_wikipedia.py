@@ -11,9 +11,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.runner import run_extract
-from pipeline.schema import Doc, Rejected
-from sources.base import PlanContext, WorkUnit
+from pipeline.core.extractor import PlanContext, WorkUnit
+from pipeline.core.schema import Doc, Rejected
+from pipeline.running.runner import run_extract
 from sources.wikipedia import WikipediaConfig, WikipediaExtractor
 from tests.conftest import data_path
 
@@ -155,7 +155,7 @@ def test_dump_streamed_over_http_gives_the_same_documents(tmp_path):
     import http.server
     import threading
 
-    from sources.base import PlanContext
+    from pipeline.core.extractor import PlanContext
     from sources.wikipedia import WikipediaExtractor
     from tests.conftest import data_path
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import re
 
-from sources.base import WorkUnit
+from pipeline.core.extractor import WorkUnit
 from sources.wikipedia import WikipediaExtractor
 from sources.wikitext import WikitextCleaner, WikitextOptions, clean_with_mwparserfromhell
 from tests.conftest import data_path

@@ -1,0 +1,638 @@
+"""All file I/O of the pipeline: local paths and object-storage URIs behind one small interface.
+
+`as_path(x)` gives a `pathlib.Path` for a local path (or `file://` URI) and a `RemotePath` for any
+other URI (`s3://bucket/key`, `gs://...`, anything fsspec knows). A `RemotePath` has the part of the
+pathlib interface the pipeline uses (`/`, `name`, `stem`, `parent`, `exists`, `glob`, `open`,
+`read_bytes`, `write_bytes`, ...), so code written against paths runs unchanged on object storage.
+Writes go through `atomic_write`, `write_bytes_atomic`, `write_table` and `write_json` below.
+
+Why pyarrow.fs first and fsspec second: pyarrow is already a dependency, its S3 and GCS clients are
+C++ (multipart uploads, retries with backoff on throttling through `AwsStandardS3RetryStrategy`), and
+Parquet reads and writes go through it anyway; fsspec (already installed) covers every other scheme
+(Azure, HDFS, memory, ...) wrapped as a pyarrow filesystem, so the rest of the code sees one interface.
+
+Object storage has no atomic rename and no partial objects: an object appears whole when its upload
+completes. So a remote write is spooled locally (a temp file), then uploaded in one `PUT`/multipart
+upload; a local write goes to a temporary name in the same directory and is renamed. Either way a
+reader never sees half a file, and the files that make work count (task records, `_stage.json`,
+`manifest.json`) are written last. Local files honour the umask (temporary files are created 0600).
+
+Credentials and endpoints come from the standard environment (`AWS_ENDPOINT_URL`,
+`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_DEFAULT_REGION`, or an instance role), never
+from a config, so they never enter a manifest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import hashlib
+import io as _io
+import json
+import os
+import posixpath
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any, Union
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyarrow import fs as pafs
+
+_SCHEME_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]+)://")
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
+DIR_MODE = 0o777 & ~_UMASK
+SPOOL_BYTES = 64 << 20
+
+
+class StorageError(OSError):
+    """A path that cannot be read or written; the message names it and says what to check."""
+
+
+def scheme_of(spec: str | os.PathLike) -> str:
+    m = _SCHEME_RE.match(str(spec))
+    return m.group(1).lower() if m else ""
+
+
+def is_remote(spec: Any) -> bool:
+    """True for object-storage (or other non-local) URIs; http(s) URLs are inputs, not storage."""
+    if isinstance(spec, RemotePath):
+        return True
+    s = scheme_of(spec) if isinstance(spec, str | os.PathLike) else ""
+    return bool(s) and s != "file"
+
+
+def as_path(spec: str | os.PathLike) -> AnyPath:
+    """A local `Path`, or a `RemotePath` for a URI."""
+    if isinstance(spec, Path | RemotePath):
+        return spec
+    s = str(spec)
+    sch = scheme_of(s)
+    if not sch:
+        return Path(s)
+    if sch == "file":
+        return Path(s[len("file://"):])
+    return RemotePath(s)
+
+
+def join(base: str | os.PathLike, *parts: str) -> str:
+    """`base/part/...` as a string, for local paths and URIs alike."""
+    p = as_path(base)
+    for part in parts:
+        p = p / part
+    return str(p)
+
+
+# ------------------------------------------------------------------------------------ filesystems
+
+_FS_CACHE: dict[tuple[str, str], pafs.FileSystem] = {}
+_FS_LOCK = threading.Lock()
+
+
+def _s3_filesystem() -> pafs.FileSystem:
+    kwargs: dict[str, Any] = {
+        # standard retry mode: exponential backoff with jitter on throttling (SlowDown, 503) and
+        # transient network errors
+        "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=int(os.environ.get("CORPUSFORGE_S3_RETRIES", "6"))),
+        "connect_timeout": 10,
+        "request_timeout": 120,
+    }
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        sch, sep, rest = endpoint.partition("://")
+        kwargs["endpoint_override"] = rest.rstrip("/") if sep else sch
+        kwargs["scheme"] = sch if sep else "https"
+    region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
+    if region:
+        kwargs["region"] = region
+    return pafs.S3FileSystem(**kwargs)
+
+
+def _fsspec_filesystem(scheme: str) -> pafs.FileSystem:
+    try:
+        import fsspec
+    except ImportError as exc:  # pragma: no cover - fsspec is installed with the lock
+        raise StorageError(f"{scheme}://: no filesystem for this scheme (install fsspec)") from exc
+    try:
+        return pafs.PyFileSystem(pafs.FSSpecHandler(fsspec.filesystem(scheme)))
+    except (ImportError, ValueError) as exc:
+        raise StorageError(f"{scheme}://: no filesystem for this scheme: {exc}") from None
+
+
+def filesystem(scheme: str) -> pafs.FileSystem:
+    """One filesystem object per scheme and process, built from the environment."""
+    key = (scheme, os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "")
+    with _FS_LOCK:
+        if key not in _FS_CACHE:
+            if scheme in ("s3", "s3a"):
+                _FS_CACHE[key] = _s3_filesystem()
+            elif scheme in ("gs", "gcs"):
+                _FS_CACHE[key] = pafs.GcsFileSystem()
+            else:
+                _FS_CACHE[key] = _fsspec_filesystem(scheme)
+        return _FS_CACHE[key]
+
+
+def _hint(uri: str) -> str:
+    if scheme_of(uri) in ("s3", "s3a"):
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "AWS"
+        return (f" (endpoint {endpoint}; check AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY "
+                "or the instance role, and that the bucket exists)")
+    return ""
+
+
+def _short(exc: BaseException) -> str:
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return re.sub(r"\s*\(Request ID: [^)]*\)", "", msg)
+
+
+@contextlib.contextmanager
+def _storage_errors(uri: str, action: str) -> Iterator[None]:
+    try:
+        yield
+    except StorageError:
+        raise
+    except FileNotFoundError:
+        raise
+    except (OSError, pa.ArrowException) as exc:
+        raise StorageError(f"{uri}: cannot {action}: {_short(exc)}{_hint(uri)}") from None
+
+
+class _Stat:
+    def __init__(self, size: int, mtime_ns: int) -> None:
+        self.st_size = size
+        self.st_mtime_ns = mtime_ns
+        self.st_mtime = mtime_ns / 1e9
+
+
+class RemotePath:
+    """A file or prefix on object storage, with the pathlib methods the pipeline uses."""
+
+    __slots__ = ("_uri",)
+
+    def __init__(self, uri: str) -> None:
+        sch = scheme_of(uri)
+        rest = uri[len(sch) + 3:]
+        rest = re.sub(r"/+", "/", rest).rstrip("/")
+        self._uri = f"{sch}://{rest}"
+
+    # --- pure path algebra
+    @property
+    def scheme(self) -> str:
+        return scheme_of(self._uri)
+
+    @property
+    def fs_path(self) -> str:
+        """The path as the scheme's filesystem names it (`bucket/key`)."""
+        return self._uri[len(self.scheme) + 3:]
+
+    @property
+    def fs(self) -> pafs.FileSystem:
+        return filesystem(self.scheme)
+
+    def __truediv__(self, other: str | os.PathLike) -> RemotePath:
+        other = str(other)
+        if scheme_of(other):
+            return RemotePath(other)
+        return RemotePath(posixpath.join(self._uri, other))
+
+    def __str__(self) -> str:
+        return self._uri
+
+    def __repr__(self) -> str:
+        return f"RemotePath({self._uri!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RemotePath) and other._uri == self._uri
+
+    def __hash__(self) -> int:
+        return hash(self._uri)
+
+    def __lt__(self, other: RemotePath) -> bool:
+        return self._uri < str(other)
+
+    @property
+    def name(self) -> str:
+        return posixpath.basename(self.fs_path)
+
+    @property
+    def stem(self) -> str:
+        name = self.name
+        i = name.rfind(".")
+        return name[:i] if i > 0 else name
+
+    @property
+    def suffix(self) -> str:
+        name = self.name
+        i = name.rfind(".")
+        return name[i:] if i > 0 else ""
+
+    @property
+    def suffixes(self) -> list[str]:
+        name = self.name.lstrip(".")
+        return ["." + part for part in name.split(".")[1:]]
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        return (f"{self.scheme}://", *self.fs_path.split("/"))
+
+    @property
+    def parent(self) -> RemotePath:
+        head = posixpath.dirname(self.fs_path)
+        return RemotePath(f"{self.scheme}://{head}") if head else self
+
+    def with_name(self, name: str) -> RemotePath:
+        return self.parent / name
+
+    def with_suffix(self, suffix: str) -> RemotePath:
+        return self.parent / (self.stem + suffix)
+
+    def relative_to(self, other: RemotePath | str) -> str:
+        base = str(other).rstrip("/") + "/"
+        if not self._uri.startswith(base):
+            raise ValueError(f"{self} is not under {other}")
+        return self._uri[len(base):]
+
+    def resolve(self) -> RemotePath:
+        return self
+
+    def absolute(self) -> RemotePath:
+        return self
+
+    # --- queries
+    def _info(self) -> pafs.FileInfo:
+        with _storage_errors(self._uri, "stat"):
+            return self.fs.get_file_info(self.fs_path)
+
+    def exists(self) -> bool:
+        return self._info().type != pafs.FileType.NotFound
+
+    def is_file(self) -> bool:
+        return self._info().type == pafs.FileType.File
+
+    def is_dir(self) -> bool:
+        return self._info().type == pafs.FileType.Directory
+
+    def stat(self) -> _Stat:
+        info = self._info()
+        if info.type == pafs.FileType.NotFound:
+            raise FileNotFoundError(f"{self}: not found")
+        return _Stat(info.size or 0, info.mtime_ns or 0)
+
+    def _files(self, recursive: bool) -> list[pafs.FileInfo]:
+        with _storage_errors(self._uri, "list"):
+            try:
+                infos = self.fs.get_file_info(pafs.FileSelector(self.fs_path, recursive=recursive,
+                                                                allow_not_found=True))
+            except FileNotFoundError:
+                return []
+        return infos
+
+    def iterdir(self) -> Iterator[RemotePath]:
+        for info in sorted(self._files(False), key=lambda i: i.path):
+            yield RemotePath(f"{self.scheme}://{info.path}")
+
+    def glob(self, pattern: str) -> Iterator[RemotePath]:
+        """Files whose path relative to this one matches `pattern`; `**/` recurses."""
+        recursive = "**" in pattern or "/" in pattern
+        base = self.fs_path.rstrip("/") + "/"
+        pat = pattern[3:] if pattern.startswith("**/") else pattern
+        for info in sorted(self._files(recursive), key=lambda i: i.path):
+            if info.type != pafs.FileType.File:
+                continue  # prefixes are implied by the objects under them
+            rel = info.path[len(base):] if info.path.startswith(base) else info.path
+            name = rel if "/" in pat else posixpath.basename(rel)
+            if fnmatch.fnmatchcase(name, pat) or (pattern.startswith("**/") and fnmatch.fnmatchcase(rel, pat)):
+                yield RemotePath(f"{self.scheme}://{info.path}")
+
+    def rglob(self, pattern: str) -> Iterator[RemotePath]:
+        return self.glob("**/" + pattern)
+
+    # --- reading
+    def open(self, mode: str = "rb", encoding: str | None = None, **_: Any) -> IO[Any]:
+        if "w" in mode or "a" in mode or "x" in mode:
+            if "a" in mode:
+                raise StorageError(f"{self}: object storage cannot append")
+            return _RemoteWriter(self, text="b" not in mode, encoding=encoding or "utf-8")  # type: ignore[return-value]
+        with _storage_errors(self._uri, "open"):
+            info = self._info()
+            if info.type == pafs.FileType.NotFound:
+                raise FileNotFoundError(f"{self}: not found")
+            raw = self.fs.open_input_file(self.fs_path)
+        if "b" in mode:
+            return raw  # type: ignore[return-value]
+        return _io.TextIOWrapper(raw, encoding=encoding or "utf-8")  # type: ignore[arg-type]
+
+    def read_bytes(self) -> bytes:
+        with self.open("rb") as f:
+            with _storage_errors(self._uri, "read"):
+                return f.read()
+
+    def read_text(self, encoding: str = "utf-8") -> str:
+        return self.read_bytes().decode(encoding)
+
+    # --- writing (each whole-object, so never partial)
+    def write_bytes(self, data: bytes) -> int:
+        with _storage_errors(self._uri, "write"):
+            with self.fs.open_output_stream(self.fs_path, compression=None, metadata={}) as out:
+                out.write(data)
+        return len(data)
+
+    def write_text(self, text: str, encoding: str = "utf-8") -> int:
+        return self.write_bytes(text.encode(encoding))
+
+    def mkdir(self, parents: bool = False, exist_ok: bool = False, mode: int = 0o777) -> None:
+        """Object storage has no directories: a prefix exists once an object is under it."""
+
+    def unlink(self, missing_ok: bool = False) -> None:
+        with _storage_errors(self._uri, "delete"):
+            try:
+                self.fs.delete_file(self.fs_path)
+            except FileNotFoundError:
+                if not missing_ok:
+                    raise
+
+
+class _RemoteWriter(_io.RawIOBase):
+    """Spools writes to a local temp file, uploads on a clean close, discards on an exception."""
+
+    def __init__(self, path: RemotePath, text: bool, encoding: str) -> None:
+        super().__init__()
+        self._path = path
+        self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, dir=cache_dir("spool"))
+        self._text, self._encoding = text, encoding
+        self._failed = False
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        if self._text and isinstance(data, str):
+            data = data.encode(self._encoding)
+        return self._spool.write(data)
+
+    def __exit__(self, exc_type, exc, tb):
+        self._failed = exc_type is not None
+        return super().__exit__(exc_type, exc, tb)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            if not self._failed:
+                self._spool.seek(0)
+                _upload(self._spool, self._path)
+        finally:
+            self._spool.close()
+            super().close()
+
+
+def _upload(fileobj: IO[bytes], dst: RemotePath) -> None:
+    with _storage_errors(str(dst), "write"):
+        with dst.fs.open_output_stream(dst.fs_path, compression=None, metadata={}) as out:
+            shutil.copyfileobj(fileobj, out, 8 << 20)
+
+
+AnyPath = Union[Path, RemotePath]  # noqa: UP007 - a runtime alias used in isinstance-free annotations
+
+
+def check_location(path: str | os.PathLike) -> None:
+    """Fail fast, naming the path and what to set, when a work or output location cannot be used:
+    an unreachable endpoint, missing credentials, a missing bucket."""
+    p = as_path(path)
+    if isinstance(p, Path):
+        return
+    bucket = p.fs_path.split("/", 1)[0]
+    with _storage_errors(str(p), "use"):
+        info = p.fs.get_file_info(bucket)
+    if info.type == pafs.FileType.NotFound:
+        raise StorageError(f"{p}: cannot use: bucket {bucket!r} not found{_hint(str(p))}")
+
+
+# ------------------------------------------------------------------------------------ local cache
+
+
+def cache_dir(kind: str = "") -> str:
+    """The one local directory the pipeline writes to besides local work/output dirs: downloads of
+    remote files that a library must read from a real file (models, tokenizers, git repositories),
+    and write spools. `$CORPUSFORGE_CACHE`, else `<tmp>/corpusforge-cache`."""
+    root = os.environ.get("CORPUSFORGE_CACHE") or os.path.join(tempfile.gettempdir(), "corpusforge-cache")
+    d = os.path.join(root, kind) if kind else root
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+def local_file(path: str | os.PathLike) -> Path:
+    """A local file with the content of `path`: the path itself when local, else a cached download
+    (keyed by URI, size and mtime, so a changed object is fetched again)."""
+    p = as_path(path)
+    if isinstance(p, Path):
+        return p
+    st = p.stat()
+    digest = hashlib.sha256(f"{p}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:24]
+    dst = Path(cache_dir("files")) / digest / p.name
+    if not dst.exists():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(dst) as out, p.open("rb") as src:
+            shutil.copyfileobj(src, out, 8 << 20)
+    return dst
+
+
+def local_tree(path: str | os.PathLike) -> Path:
+    """A local directory with the content of `path` (a prefix on object storage): the path itself
+    when local, else a cached download of every object under it."""
+    p = as_path(path)
+    if isinstance(p, Path):
+        return p
+    files = [f for f in p.rglob("*") if f.is_file()]
+    sig = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        sig.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    dst = Path(cache_dir("trees")) / sig.hexdigest()[:24] / p.name
+    done = dst.parent / ".complete"
+    if not done.exists():
+        for f in files:
+            target = dst / f.relative_to(p)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_write(target) as out, f.open("rb") as src:
+                shutil.copyfileobj(src, out, 8 << 20)
+        done.write_text("")
+    return dst
+
+
+@contextlib.contextmanager
+def local_mirror(path: str | os.PathLike) -> Iterator[Path]:
+    """A local working directory for code that writes files in place (a WARC archive, streaming
+    Parquet writers): the path itself when local; for a URI a local copy of what is there, whose new
+    or changed files are uploaded on a clean exit. Names starting with `_` (commit records) go last;
+    names starting with `.` (temporary files) never go. Meant for a directory one task owns."""
+    p = as_path(path)
+    if isinstance(p, Path):
+        yield p
+        return
+    # same last name as the remote directory: code may record it (a WARC archive's partition name)
+    local = Path(cache_dir("mirrors")) / hashlib.sha256(str(p).encode()).hexdigest()[:24] / p.name
+    local.mkdir(parents=True, exist_ok=True)
+    before: dict[str, int] = {}
+    for f in p.rglob("*"):
+        rel = f.relative_to(p)
+        target = local / rel
+        size = f.stat().st_size
+        before[rel] = size
+        if not (target.is_file() and target.stat().st_size == size):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_write(target) as out, f.open("rb") as src:
+                shutil.copyfileobj(src, out, 8 << 20)
+    yield local
+    changed = []
+    for f in local.rglob("*"):
+        rel = f.relative_to(local).as_posix()
+        if f.is_file() and not f.name.startswith(".") and before.get(rel) != f.stat().st_size:
+            changed.append(rel)
+    for rel in sorted(changed, key=lambda r: (posixpath.basename(r).startswith("_"), r)):
+        copy_file(local / rel, p / rel)
+
+
+# ------------------------------------------------------------------------------------ writing
+
+
+def makedirs(path: str | os.PathLike) -> AnyPath:
+    """Create a local directory honouring the umask (object storage needs none); return the path."""
+    p = as_path(path)
+    if isinstance(p, Path):
+        p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb", encoding: str = "utf-8") -> Iterator[IO[Any]]:
+    """Write a file so that readers see either nothing or the whole of it.
+
+    Local: a temporary name in the same directory, renamed on success (the file gets the umask's
+    permissions); remote: spooled and uploaded as one object. On an exception nothing is left.
+    """
+    p = as_path(path)
+    if isinstance(p, RemotePath):
+        f = p.open(mode, encoding=encoding)
+        with f:
+            yield f
+        return
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": encoding})) as f:
+            yield f
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_bytes_atomic(data: bytes, path: str | os.PathLike) -> None:
+    with atomic_write(path) as f:
+        f.write(data)
+
+
+def write_json(obj: Any, path: str | os.PathLike) -> None:
+    """JSON with sorted keys, so equal content gives equal bytes; written atomically."""
+    blob = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    write_bytes_atomic(blob.encode("utf-8"), path)
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    return json.loads(as_path(path).read_bytes())
+
+
+def write_table(table: pa.Table, path: str | os.PathLike) -> None:
+    """A zstd Parquet file with no run-dependent metadata (same table, same bytes), written atomically.
+
+    A table with no rows is written with no row group: readers such as Hugging Face `datasets` refuse
+    an empty row group.
+    """
+    with atomic_write(path) as f:
+        f.write(parquet_bytes(table))
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    """The bytes `write_table` writes for `table`."""
+    sink = pa.BufferOutputStream()
+    writer = pq.ParquetWriter(sink, table.schema, compression="zstd", compression_level=3,
+                              write_statistics=False, store_schema=True)
+    if table.num_rows:
+        writer.write_table(table, row_group_size=8192)
+    writer.close()
+    return sink.getvalue().to_pybytes()
+
+
+def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
+    p = as_path(path)
+    if isinstance(p, RemotePath):
+        with _storage_errors(str(p), "read"):
+            return pq.read_table(p.fs_path, columns=columns, filesystem=p.fs)
+    return pq.read_table(p, columns=columns)
+
+
+def parquet_schema(path: str | os.PathLike) -> pa.Schema:
+    p = as_path(path)
+    if isinstance(p, RemotePath):
+        with _storage_errors(str(p), "read"), p.fs.open_input_file(p.fs_path) as f:
+            return pq.read_schema(f)
+    return pq.read_schema(p)
+
+
+def parquet_num_rows(path: str | os.PathLike) -> int:
+    """Rows of a Parquet file, from its footer alone."""
+    p = as_path(path)
+    if isinstance(p, RemotePath):
+        with _storage_errors(str(p), "read"), p.fs.open_input_file(p.fs_path) as f:
+            return pq.read_metadata(f).num_rows
+    return pq.read_metadata(p).num_rows
+
+
+def copy_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Copy a file to a local path or a URI: a hard link where both are local and linking works
+    (outputs are written by rename, never in place), a server-side copy within one object store."""
+    s, d = as_path(src), as_path(dst)
+    if isinstance(s, Path) and isinstance(d, Path):
+        d.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            d.unlink()
+        try:
+            os.link(s, d)
+            return
+        except OSError:
+            pass
+    if isinstance(s, RemotePath) and isinstance(d, RemotePath) and s.scheme == d.scheme:
+        with _storage_errors(str(d), "copy"):
+            s.fs.copy_file(s.fs_path, d.fs_path)
+        return
+    with s.open("rb") as fin, atomic_write(d) as fout:
+        shutil.copyfileobj(fin, fout, 8 << 20)
+
+
+def remove_tree(path: str | os.PathLike) -> None:
+    """Delete a directory or prefix and everything under it; a missing one is fine."""
+    p = as_path(path)
+    if isinstance(p, Path):
+        shutil.rmtree(p, ignore_errors=True)
+        return
+    with _storage_errors(str(p), "delete"):
+        with contextlib.suppress(FileNotFoundError):
+            p.fs.delete_dir_contents(p.fs_path, missing_dir_ok=True)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks: the one content hash for shards, models and inputs."""
+    h = hashlib.sha256()
+    with as_path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,66 @@
+"""Directories of Parquet document shards: their layout and listing, on any filesystem.
+
+A stage directory holds kept shards (`*.parquet`), `rejected/*.parquet`, one record per finished task
+in `_tasks/` and `_stage.json`, written last. A finished stage directory is listed from its
+`_stage.json` (the commit point), never by globbing, so a shard left by a killed task never counts;
+a directory of shards that no stage wrote (a user's own Parquet files) is listed by name.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pyarrow as pa
+
+from pipeline.core.io import AnyPath, as_path, read_json, sha256_file, write_json
+from pipeline.core.io import read_table as _read_table
+from pipeline.core.io import write_table as write_table
+
+REJECTED_DIR = "rejected"
+TASKS_DIR = "_tasks"
+STAGE_FILE = "_stage.json"
+
+__all__ = ["REJECTED_DIR", "TASKS_DIR", "STAGE_FILE", "ShardError", "list_shards", "list_rejected", "read_json",
+           "read_table", "sha256_file", "write_json", "write_table"]
+
+
+class ShardError(RuntimeError):
+    """A shard that cannot be read or a directory that holds none; the message names the path."""
+
+
+def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
+    try:
+        return _read_table(path, columns=columns)
+    except (OSError, pa.ArrowException) as exc:
+        raise ShardError(f"{path}: cannot read Parquet shard: {exc}") from exc
+
+
+def _committed(directory: AnyPath, sub: str) -> list[AnyPath] | None:
+    stage_file = directory / STAGE_FILE
+    if not stage_file.exists():
+        return None
+    listed = read_json(stage_file).get("outputs" if not sub else "rejected_outputs")
+    if listed is None:
+        return None
+    base = directory / sub if sub else directory
+    return [base / name for name in sorted(listed)]
+
+
+def list_shards(directory: str | os.PathLike) -> list[AnyPath]:
+    """Kept-document shards of a stage directory, sorted by name."""
+    d = as_path(directory)
+    committed = _committed(d, "")
+    if committed is not None:
+        return committed
+    if not d.is_dir():
+        raise ShardError(f"{directory}: not a directory of Parquet shards")
+    return sorted(p for p in d.glob("*.parquet") if p.is_file())
+
+
+def list_rejected(directory: str | os.PathLike) -> list[AnyPath]:
+    d = as_path(directory)
+    committed = _committed(d, REJECTED_DIR)
+    if committed is not None:
+        return committed
+    r = d / REJECTED_DIR
+    return sorted(r.glob("*.parquet")) if r.is_dir() else []

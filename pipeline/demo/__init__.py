@@ -1,0 +1,1 @@
+"""The embedded demo's inputs, generated in each source's real format."""

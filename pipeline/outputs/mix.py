@@ -1,0 +1,282 @@
+"""Mix sources as the Pile did: per-source epochs (or weights), a seeded global shuffle, a holdout split.
+
+Every decision is a hash of (seed, document id), so the result does not depend on shard layout,
+task order or worker count:
+
+- split: validation / test / train from hash(seed, "split", id);
+- train documents whose text equals a holdout document's text are removed (reason `mix:holdout-dup`);
+- a source with `e` epochs contributes floor(e) copies of each document, plus one more for a
+  hash-chosen fraction frac(e) of them (reason `mix:subsampled` for documents left with none);
+- every copy gets a key hash(seed, id, epoch); copies are scattered by key range into partitions
+  (one task per input shard), then each partition is sorted by key (one task per partition).
+
+Memory is bounded by one input shard and one output partition (`shard_max_bytes` of text), plus the
+set of holdout text hashes (16 bytes per holdout document) shared with every task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline.core.config import stable_hash, to_plain
+from pipeline.core.io import AnyPath, as_path, parquet_bytes, remove_tree, sha256_file, write_bytes_atomic
+from pipeline.core.schema import with_rejection
+from pipeline.core.shards import REJECTED_DIR, read_json, read_table, write_json, write_table
+from pipeline.core.stage import Executor
+
+MIX_VERSION = "1"
+SPLITS = ("train", "validation", "test")
+MIX_FILE = "_mix.json"
+_KEY, _EPOCH = "_mix_key", "_mix_epoch"
+
+
+@dataclass
+class MixConfig:
+    """How sources are weighted, shuffled and split."""
+
+    seed: int = 0
+    # Passes over each source's training documents (the Pile: Wikipedia 3, Books3 1.5, ...). Fractions
+    # subsample. Unlisted sources get `default_epochs`. Use either this or `weights`.
+    epochs: dict[str, float] = field(default_factory=dict)
+    default_epochs: float = 1.0
+    # Target share of training text bytes per source (normalized); epochs are derived from the sizes,
+    # keeping the total about the same. Every source present must be listed.
+    weights: dict[str, float] = field(default_factory=dict)
+    validation_fraction: float = 0.01
+    test_fraction: float = 0.01
+    # Text bytes per output shard (the partition size of the shuffle).
+    shard_max_bytes: int = 256 << 20
+
+
+class MixError(ValueError):
+    pass
+
+
+def _hash64(*parts: object) -> int:
+    blob = "\x00".join(str(p) for p in parts).encode("utf-8")
+    return int.from_bytes(hashlib.blake2b(blob, digest_size=8).digest(), "little")
+
+
+def _unit(*parts: object) -> float:
+    return _hash64(*parts) / 2.0**64
+
+
+def split_of(seed: int, doc_id: str, config: MixConfig) -> str:
+    u = _unit(seed, "split", doc_id)
+    if u < config.validation_fraction:
+        return "validation"
+    if u < config.validation_fraction + config.test_fraction:
+        return "test"
+    return "train"
+
+
+def copies_of(seed: int, doc_id: str, epochs: float) -> int:
+    whole = math.floor(epochs)
+    return whole + (1 if _unit(seed, "epoch", doc_id) < epochs - whole else 0)
+
+
+def text_hash(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8")).digest()[:16]
+
+
+# ------------------------------------------------------------------------------------------ tasks
+
+
+def _scan_task(args: tuple[str, MixConfig]) -> dict[str, Any]:
+    """Per-split, per-source doc and byte counts of one shard, and the text hashes of its holdout docs."""
+    path, config = args
+    t = read_table(as_path(path), columns=["id", "source", "text"])
+    counts: dict[str, dict[str, list[int]]] = {s: {} for s in SPLITS}
+    hashes: list[bytes] = []
+    for doc_id, source, text in zip(t["id"].to_pylist(), t["source"].to_pylist(), t["text"].to_pylist(), strict=True):
+        split = split_of(config.seed, doc_id, config)
+        c = counts[split].setdefault(source, [0, 0])
+        c[0] += 1
+        c[1] += len(text.encode("utf-8"))
+        if split != "train":
+            hashes.append(text_hash(text))
+    return {"counts": counts, "holdout_hashes": hashes, "rows": t.num_rows}
+
+
+def _scatter_task(args: tuple[str, str, MixConfig, dict[str, float], dict[str, int]], holdout: frozenset) -> dict:
+    """Assign every copy of every document of one shard to a (split, partition) bucket file."""
+    path, out_dir, config, epochs, partitions = args
+    scratch = as_path(out_dir) / "_scratch" / "buckets"
+    p = as_path(path)
+    table = read_table(p)
+    rows: dict[tuple[str, int], tuple[list[int], list[int], list[int]]] = {}
+    rejected_rows: list[int] = []
+    reasons: list[str] = []
+    ids, texts = table["id"].to_pylist(), table["text"].to_pylist()
+    for i, (doc_id, source) in enumerate(zip(ids, table["source"].to_pylist(), strict=True)):
+        split = split_of(config.seed, doc_id, config)
+        if split == "train":
+            if holdout and text_hash(texts[i]) in holdout:
+                rejected_rows.append(i)
+                reasons.append("mix:holdout-dup")
+                continue
+            n = copies_of(config.seed, doc_id, epochs[source])
+            if n == 0:
+                rejected_rows.append(i)
+                reasons.append("mix:subsampled")
+                continue
+        else:
+            n = 1
+        for epoch in range(n):
+            key = _hash64(config.seed, "key", doc_id, epoch)
+            bucket = rows.setdefault((split, (key * partitions[split]) >> 64), ([], [], []))
+            bucket[0].append(i)
+            bucket[1].append(key)
+            bucket[2].append(epoch)
+    for (split, part), (idx, keys, eps) in rows.items():
+        b = table.take(pa.array(idx, pa.int64()))
+        b = b.append_column(_KEY, pa.array(keys, pa.uint64())).append_column(_EPOCH, pa.array(eps, pa.int32()))
+        write_table(b, scratch / split / f"{part:05d}" / p.name)
+    rejected = with_rejection(table.take(pa.array(rejected_rows, pa.int64())), "mix", reasons)
+    write_table(rejected, as_path(out_dir) / REJECTED_DIR / p.name)
+    counts: dict[str, int] = {}
+    for r in reasons:
+        counts[r] = counts.get(r, 0) + 1
+    return {"rejected": counts}
+
+
+def _gather_task(args: tuple[str, str, int, str]) -> dict[str, Any] | None:
+    """Sort one partition's copies by key and write it as one output shard."""
+    scratch, split, part, out_dir = args
+    d = as_path(scratch) / split / f"{part:05d}"
+    files = sorted(d.glob("*.parquet"))  # none when the partition got no document (and no directory)
+    if not files:
+        return None
+    t = pa.concat_tables([read_table(f) for f in files], promote_options="default")
+    order = pc.sort_indices(t, sort_keys=[(_KEY, "ascending"), ("id", "ascending"), (_EPOCH, "ascending")])
+    t = t.take(order).drop_columns([_KEY, _EPOCH])
+    out = as_path(out_dir) / split / f"{split}-{part:05d}.parquet"
+    data = parquet_bytes(t)  # the bytes write_table writes; hashed here, not read back
+    write_bytes_atomic(data, out)
+    per_source: dict[str, dict[str, int]] = {}
+    for s, text in zip(t["source"].to_pylist(), t["text"].to_pylist(), strict=True):
+        c = per_source.setdefault(s, {"docs": 0, "text_bytes": 0})
+        c["docs"] += 1
+        c["text_bytes"] += len(text.encode("utf-8"))
+    return {"path": f"{split}/{out.name}", "docs": t.num_rows, "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(), "sources": per_source}
+
+
+# ------------------------------------------------------------------------------------------- mix
+
+
+def _resolve_epochs(config: MixConfig, train: dict[str, list[int]]) -> dict[str, float]:
+    if config.epochs and config.weights:
+        raise MixError("mix: set either epochs or weights, not both")
+    for name, value in {**config.epochs, **config.weights}.items():
+        if value < 0:
+            raise MixError(f"mix: source {name!r} has a negative epochs/weight {value}")
+    if not config.weights:
+        return {s: float(config.epochs.get(s, config.default_epochs)) for s in sorted(train)}
+    missing = sorted(set(train) - set(config.weights))
+    if missing:
+        raise MixError(f"mix.weights: no weight for source(s) {', '.join(missing)} (listed: {sorted(config.weights)})")
+    total_weight = sum(config.weights[s] for s in train)
+    if total_weight <= 0:
+        raise MixError("mix.weights: the weights of the sources present add up to 0")
+    total_bytes = sum(b for _, b in train.values())
+    return {s: (config.weights[s] / total_weight) * total_bytes / max(train[s][1], 1) for s in sorted(train)}
+
+
+def mix(in_shards: list[AnyPath], out_dir: str | os.PathLike, config: MixConfig, executor: Executor) -> dict[str, Any]:
+    """Mix, shuffle and split doc shards into `out_dir/{train,validation,test}/*.parquet`.
+
+    Rejected documents go to `out_dir/rejected/` with their reason. Returns the summary also written
+    as `out_dir/_mix.json`: resolved epochs, per split its shards (docs, bytes, sha256) and per-source
+    counts, and the rejections; input documents = holdout + train documents kept (any copies) + rejected.
+    A finished mix (same inputs and config) is returned as is.
+    """
+    v, t = config.validation_fraction, config.test_fraction
+    if not (v >= 0 and t >= 0 and v + t < 1):
+        raise MixError("mix: validation_fraction and test_fraction must be >= 0 and add up to less than 1")
+    if config.shard_max_bytes < 1:
+        raise MixError("mix: shard_max_bytes must be >= 1")
+    out_dir = as_path(out_dir)
+    paths = sorted((as_path(p) for p in in_shards), key=lambda p: p.name)
+    if len({p.name for p in paths}) != len(paths):
+        raise MixError(f"mix: input shard names are not unique: {[str(p) for p in paths]}")
+    key = stable_hash({"version": MIX_VERSION, "config": to_plain(config), "inputs": [sha256_file(p) for p in paths]})
+    if (out_dir / MIX_FILE).exists():
+        done = read_json(out_dir / MIX_FILE)
+        if done.get("key") == key:
+            return done
+    for d in (*SPLITS, REJECTED_DIR, "_scratch"):
+        remove_tree(out_dir / d)
+    scratch = out_dir / "_scratch" / "buckets"
+
+    scans = executor.map(_scan_task, [(str(p), config) for p in paths], desc="mix: scan")
+    counts: dict[str, dict[str, list[int]]] = {s: {} for s in SPLITS}
+    for scan in scans:
+        for split, per_source in scan["counts"].items():
+            for source, (n, b) in per_source.items():
+                c = counts[split].setdefault(source, [0, 0])
+                c[0] += n
+                c[1] += b
+    epochs = _resolve_epochs(config, counts["train"])
+    expected = {
+        "train": sum(b * epochs[s] for s, (_, b) in counts["train"].items()),
+        **{s: sum(b for _, b in counts[s].values()) for s in SPLITS[1:]},
+    }
+    partitions = {s: max(1, math.ceil(expected[s] / config.shard_max_bytes)) for s in SPLITS}
+    holdout = executor.put(frozenset(h for scan in scans for h in scan["holdout_hashes"]))
+    del scans
+
+    items = [(str(p), str(out_dir), config, epochs, partitions) for p in paths]
+    scattered = executor.map(_scatter_task, items, desc="mix: scatter", shared=holdout)
+    rejected: dict[str, int] = {}
+    for r in scattered:
+        for reason, n in r["rejected"].items():
+            rejected[reason] = rejected.get(reason, 0) + n
+
+    parts = [(str(scratch), s, p, str(out_dir)) for s in SPLITS for p in range(partitions[s])]
+    gathered = executor.map(_gather_task, parts, desc="mix: shuffle")
+    splits: dict[str, Any] = {}
+    for s in SPLITS:
+        shards = [g for (_, split, _, _), g in zip(parts, gathered, strict=True) if split == s and g is not None]
+        sources: dict[str, dict[str, int]] = {}
+        for g in shards:
+            for src, c in g.pop("sources").items():
+                t = sources.setdefault(src, {"docs": 0, "text_bytes": 0})
+                t["docs"] += c["docs"]
+                t["text_bytes"] += c["text_bytes"]
+        splits[s] = {"shards": shards, "docs": sum(g["docs"] for g in shards), "sources": dict(sorted(sources.items()))}
+    remove_tree(out_dir / "_scratch")
+
+    in_docs = sum(n for per in counts.values() for n, _ in per.values())
+    unique_train = sum(n for n, _ in counts["train"].values()) - sum(rejected.values())
+    summary = {
+        "key": key,
+        "seed": config.seed,
+        "epochs": epochs,
+        "inputs": [p.name for p in paths],
+        "in_docs": in_docs,
+        "in_sources": {s: {src: {"docs": n, "text_bytes": b} for src, (n, b) in sorted(per.items())}
+                       for s, per in counts.items()},
+        "train_unique_docs": unique_train,
+        "rejected": dict(sorted(rejected.items())),
+        "splits": splits,
+    }
+    holdout_docs = splits["validation"]["docs"] + splits["test"]["docs"]
+    if in_docs != holdout_docs + unique_train + sum(rejected.values()):
+        raise MixError(f"mix: {in_docs} documents in, but {holdout_docs} holdout + {unique_train} train"
+                       f" + {sum(rejected.values())} rejected")
+    write_json(summary, out_dir / MIX_FILE)
+    return summary
+
+
+def split_shards(out_dir: str | os.PathLike, split: str) -> list[AnyPath]:
+    """The output doc shards of one split of a finished mix, in order."""
+    out_dir = as_path(out_dir)
+    return [out_dir / s["path"] for s in read_json(out_dir / MIX_FILE)["splits"][split]["shards"]]

@@ -1,0 +1,69 @@
+"""The training outputs of a corpus version, composed: mix → per split text shards, token shards, Megatron.
+
+`corpus build` calls `write_outputs` on the last stage's doc shards. Layout of `out_dir`:
+
+    mix/{train,validation,test}/*.parquet, mix/rejected/, mix/_mix.json
+    text/<split>/*.jsonl.zst + index.json
+    tokenizer.json                      (only when trained here: `train_vocab_size` > 0)
+    tokens/<split>/*.tokens + index.json
+    megatron/<split>_text_document.{bin,idx}   (when `megatron` is true)
+
+`out_dir`, the input shards and the tokenizer may each be local or on object storage (`s3://...`);
+every file goes through pipeline.core.io, so the bytes are the same wherever they are written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.core.io import AnyPath, as_path
+from pipeline.core.stage import Executor
+from pipeline.outputs.megatron import export_megatron
+from pipeline.outputs.mix import SPLITS, MixConfig, mix, split_shards
+from pipeline.outputs.textshards import write_text_shards
+from pipeline.outputs.tokenize import TokenizeConfig, tokenize_shards, train_tokenizer
+
+
+@dataclass
+class OutputsConfig:
+    """Which outputs a build writes, and how."""
+
+    mix: MixConfig = field(default_factory=MixConfig)
+    tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
+    # > 0: train a byte-level BPE of this vocabulary size on the training split (used when
+    # tokenize.tokenizer is empty), e.g. for a demo without a tokenizer file.
+    train_vocab_size: int = 0
+    # At most this much training text goes into tokenizer training (0: all of it).
+    train_max_bytes: int = 0
+    text_shards: bool = True
+    megatron: bool = False
+
+
+def write_outputs(in_shards: list[AnyPath], out_dir: str | os.PathLike, config: OutputsConfig,
+                  executor: Executor) -> dict[str, Any]:
+    """Write every output; returns a summary (per split: docs, shards with sha256) for the manifest."""
+    out_dir = as_path(out_dir)
+    in_shards = [as_path(p) for p in in_shards]
+    summary: dict[str, Any] = {"mix": mix(in_shards, out_dir / "mix", config.mix, executor)}
+    splits = {s: split_shards(out_dir / "mix", s) for s in SPLITS}
+    tokenize = config.tokenize
+    if not tokenize.tokenizer:
+        if config.train_vocab_size <= 0:
+            raise ValueError("outputs: set tokenize.tokenizer (a tokenizer.json) or train_vocab_size")
+        path = train_tokenizer(splits["train"], out_dir / "tokenizer.json", config.train_vocab_size,
+                               eos_token=tokenize.eos_token or "<|endoftext|>",
+                               max_train_bytes=config.train_max_bytes or None)
+        tokenize = dataclasses.replace(tokenize, tokenizer=str(path))
+        summary["tokenizer_trained"] = path.name
+    summary["text"], summary["tokens"], summary["megatron"] = {}, {}, {}
+    for split, shards in splits.items():
+        if config.text_shards:
+            summary["text"][split] = write_text_shards(shards, out_dir / "text" / split, executor)
+        summary["tokens"][split] = tokenize_shards(shards, out_dir / "tokens" / split, tokenize, executor)
+        if config.megatron:
+            summary["megatron"][split] = export_megatron(out_dir / "tokens" / split,
+                                                         out_dir / "megatron" / f"{split}_text_document")
+    return summary

@@ -1,0 +1,42 @@
+"""Input fingerprints (sha256 of content), cached by (path, size, mtime) so rebuilds do not rehash.
+
+Remote inputs are hashed by content too (streamed), so an input's fingerprint, and with it every key
+and the version, does not depend on where the input lives or how its path was spelled.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pipeline.core.extractor import file_fingerprint
+from pipeline.core.io import AnyPath, as_path, read_json, write_json
+
+
+class FingerprintCache:
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path: AnyPath = as_path(path)
+        self._data: dict[str, list] = {}
+        try:
+            if self.path.exists():
+                self._data = read_json(self.path)
+        except ValueError:
+            self._data = {}
+        self._dirty = False
+
+    def of(self, file: str | os.PathLike) -> str:
+        p = as_path(file)
+        p = p.resolve()
+        st = p.stat()
+        key = str(p)
+        cached = self._data.get(key)
+        if cached and cached[0] == st.st_size and cached[1] == st.st_mtime_ns:
+            return cached[2]
+        fp = file_fingerprint(p)
+        self._data[key] = [st.st_size, st.st_mtime_ns, fp]
+        self._dirty = True
+        return fp
+
+    def save(self) -> None:
+        if self._dirty:
+            write_json(self._data, self.path)
+            self._dirty = False

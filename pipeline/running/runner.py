@@ -1,0 +1,312 @@
+"""Runs extractors and stages over shard directories: one task per shard, resumable, counted.
+
+A stage's output directory holds `*.parquet` (kept), `rejected/*.parquet`, `_tasks/<shard>.json`
+(one per finished task, written after its shards) and `_stage.json` (written last). A task whose
+record exists is never recomputed, so a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from pipeline.core import accounting
+from pipeline.core.extractor import Extractor, WorkUnit
+from pipeline.core.io import AnyPath, as_path, makedirs, remove_tree
+from pipeline.core.schema import DOC_SCHEMA, Doc, Rejected, docs_to_table, with_rejection
+from pipeline.core.shards import (
+    REJECTED_DIR,
+    STAGE_FILE,
+    TASKS_DIR,
+    list_shards,
+    read_json,
+    read_table,
+    write_json,
+    write_table,
+)
+from pipeline.core.stage import Executor, GlobalStage, ShardStage
+from pipeline.running.executor import TaskFailure
+
+EMPTY_REJECTED = with_rejection(DOC_SCHEMA.empty_table(), "", [])
+SHARD_MAX_DOCS = 20_000
+SHARD_MAX_TEXT_BYTES = 128 << 20
+
+
+@dataclass
+class StageReport:
+    name: str
+    out_dir: AnyPath
+    shards_total: int = 0
+    shards_reused: int = 0
+    shards_computed: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)
+    counts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)  # kept shards, by file name
+    rejected_outputs: list[str] = field(default_factory=list)
+    seconds: float = 0.0  # task seconds, summed over computed tasks
+    listed: bool = True  # every task record named its outputs (records of older versions did not)
+
+    def summary(self) -> str:
+        t = accounting.totals(self.counts)
+        line = (
+            f"{self.name}: {self.shards_total} tasks ({self.shards_reused} reused, {self.shards_computed} computed);"
+            f" docs in {t['in_docs']:,}, kept {t['kept_docs']:,}, rejected {t['rejected_docs']:,}"
+        )
+        if self.failed:
+            line += f"; {len(self.failed)} FAILED"
+        return line
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stage": self.name,
+            "tasks": self.shards_total,
+            "failed": self.failed,
+            "sources": self.counts,
+            "totals": accounting.totals(self.counts),
+            "outputs": sorted(self.outputs) if self.listed else None,
+            "rejected_outputs": sorted(self.rejected_outputs) if self.listed else None,
+            "task_seconds": round(self.seconds, 3),
+        }
+
+
+# ----------------------------------------------------------------------------------------- tasks
+
+
+_STAGE_CACHE: dict[tuple[type, str], Any] = {}
+
+
+def _stage_instance(cls: type, config: Any) -> Any:
+    """One set-up stage object per worker process and config (models load once, not per shard)."""
+    from pipeline.core.config import stable_hash
+
+    key = (cls, stable_hash(config))
+    if key not in _STAGE_CACHE:
+        stage = cls(config)
+        stage.setup()
+        _STAGE_CACHE[key] = stage
+    return _STAGE_CACHE[key]
+
+
+def _finish_task(out_dir: AnyPath, name: str, counts: dict[str, Any], outputs: list[str],
+                 rejected_outputs: list[str], started: float) -> dict[str, Any]:
+    """Write the task's record: the commit point that makes its shards count (written last)."""
+    accounting.check_balance(counts, f"{out_dir.name}/{name}")
+    record = {"task": name, "counts": counts, "outputs": outputs, "rejected_outputs": rejected_outputs,
+              "seconds": round(time.perf_counter() - started, 3)}
+    write_json(record, out_dir / TASKS_DIR / f"{name}.json")
+    return {**record, "reused": False}
+
+
+def _existing_record(out_dir: AnyPath, name: str) -> dict[str, Any] | None:
+    path = out_dir / TASKS_DIR / f"{name}.json"
+    if path.exists():
+        return {**read_json(path), "reused": True}
+    return None
+
+
+def shard_task(args: tuple[type, Any, str, str]) -> dict[str, Any]:
+    """Apply one shard stage to one input shard; the output shards keep the input's file name."""
+    cls, config, in_path, out_dir_s = args
+    started = time.perf_counter()
+    out_dir, name = as_path(out_dir_s), as_path(in_path).stem
+    if (rec := _existing_record(out_dir, name)) is not None:
+        return rec
+    table = read_table(in_path)
+    stage = _stage_instance(cls, config)
+    result = stage.process(table)
+    accounting.check_unique_ids(pa.concat_tables([result.kept.select(["id"]), result.rejected.select(["id"])]),
+                                f"{stage.name}/{name}")
+    write_table(result.kept, out_dir / f"{name}.parquet")
+    write_table(result.rejected, out_dir / REJECTED_DIR / f"{name}.parquet")
+    counts = accounting.count_shard(table, result.kept, result.rejected)
+    return _finish_task(out_dir, name, counts, [f"{name}.parquet"], [f"{name}.parquet"], started)
+
+
+def extract_task(args: tuple[type, Any, WorkUnit, str]) -> dict[str, Any]:
+    """Extract one work unit into parts of bounded size; the task record makes the unit done."""
+    cls, config, unit, out_dir_s = args
+    started = time.perf_counter()
+    out_dir = as_path(out_dir_s)
+    if (rec := _existing_record(out_dir, unit.key)) is not None:
+        return rec
+    extractor = _stage_instance(cls, config)
+    stage_name = f"extract:{cls.name}"
+    kept: list[Doc] = []
+    rejected: list[Rejected] = []
+    kept_bytes = 0
+    outputs: list[str] = []
+    counts: dict[str, Any] = {}
+
+    def flush_kept() -> None:
+        nonlocal kept, kept_bytes
+        name = f"{cls.name}-{unit.key}-{len(outputs):05d}.parquet"
+        table = docs_to_table(kept)
+        write_table(table, out_dir / name)
+        accounting.merge(counts, accounting.count_shard(None, table, EMPTY_REJECTED))
+        outputs.append(name)
+        kept, kept_bytes = [], 0
+
+    rejected_parts = 0
+    rejected_outputs: list[str] = []
+
+    def flush_rejected() -> None:
+        nonlocal rejected, rejected_parts
+        table = with_rejection(docs_to_table(r.doc() for r in rejected), stage_name, [r.reason for r in rejected])
+        rejected_name = f"{cls.name}-{unit.key}-{rejected_parts:05d}.parquet"
+        write_table(table, out_dir / REJECTED_DIR / rejected_name)
+        rejected_outputs.append(rejected_name)
+        accounting.merge(counts, accounting.count_shard(None, DOC_SCHEMA.empty_table(), table))
+        rejected_parts += 1
+        rejected = []
+
+    seen: set[str] = set()
+    repeated: list[str] = []
+    for item in extractor.extract(unit):
+        if item.id in seen:
+            repeated.append(item.id)
+        seen.add(item.id)
+        if isinstance(item, Rejected):
+            rejected.append(item)
+            if len(rejected) >= SHARD_MAX_DOCS * 5:
+                flush_rejected()
+        else:
+            kept.append(item)
+            kept_bytes += len(item.text)
+            if len(kept) >= SHARD_MAX_DOCS or kept_bytes >= SHARD_MAX_TEXT_BYTES:
+                flush_kept()
+    if repeated:
+        raise accounting.AccountingError(
+            f"{stage_name} {unit.key}: {len(repeated)} document ids occur more than once: "
+            + ", ".join(sorted(set(repeated))[:5]))
+    if kept or not outputs:
+        flush_kept()
+    if rejected or rejected_parts == 0:
+        flush_rejected()
+    return _finish_task(out_dir, unit.key, counts, outputs, rejected_outputs, started)
+
+
+# ---------------------------------------------------------------------------------------- runner
+
+
+def _collect(report: StageReport, results: list[Any], items: list[Any], label) -> None:
+    for item, res in zip(items, results, strict=True):
+        if isinstance(res, TaskFailure):
+            report.failed.append({"task": label(item), "error": res.message.strip().splitlines()[0]})
+            continue
+        _add_record(report, res)
+
+
+def _add_record(report: StageReport, rec: dict[str, Any]) -> None:
+    report.shards_reused += rec["reused"]
+    report.shards_computed += not rec["reused"]
+    report.outputs.extend(rec.get("outputs", []))
+    report.rejected_outputs.extend(rec.get("rejected_outputs", []))
+    report.listed = report.listed and "rejected_outputs" in rec
+    if not rec["reused"]:
+        report.seconds += rec.get("seconds", 0.0)
+    accounting.merge(report.counts, rec["counts"])
+
+
+def _write_stage_file(report: StageReport) -> None:
+    accounting.check_balance(report.counts, str(report.out_dir))
+    write_json(report.to_json(), report.out_dir / STAGE_FILE)
+
+
+def _prepare_dir(out_dir: AnyPath) -> None:
+    """A stage dir being (re)run loses its `_stage.json` first, so it never looks finished early.
+
+    Temporary files of killed local writes are left alone: their names never match a shard, and
+    another build sharing the work directory may be writing them right now.
+    """
+    makedirs(out_dir)
+    (out_dir / STAGE_FILE).unlink(missing_ok=True)
+
+
+def run_extract(
+    extractor: Extractor, units: list[WorkUnit], out_dir: str | os.PathLike, executor: Executor
+) -> StageReport:
+    """Extract every work unit, one task each. A unit whose task fails (e.g. a wholly unreadable
+    file) is reported by name and the others still complete; a rerun retries only the failed ones."""
+    out_dir = as_path(out_dir)
+    _prepare_dir(out_dir)
+    report = StageReport(f"extract:{extractor.name}", out_dir, shards_total=len(units))
+    items = [(type(extractor), extractor.config, u, str(out_dir)) for u in units]
+    results = executor.map(extract_task, items, desc=report.name, return_failures=True)
+    _collect(report, results, items, lambda it: it[2].payload.get("path") or it[2].key)
+    ids = [read_table(out_dir / name, columns=["id"]) for name in sorted(report.outputs)]
+    if ids:  # unique across the step's tasks too (two inputs may name the same document)
+        accounting.check_unique_ids(pa.concat_tables(ids), report.name)
+    _write_stage_file(report)
+    return report
+
+
+def run_shard_stage(stage: ShardStage, in_shards: list[AnyPath], out_dir: str | os.PathLike,
+                    executor: Executor) -> StageReport:
+    out_dir = as_path(out_dir)
+    _check_unique_names(in_shards)
+    _prepare_dir(out_dir)
+    report = StageReport(stage.name, out_dir, shards_total=len(in_shards))
+    items = [(type(stage), stage.config, str(p), str(out_dir)) for p in in_shards]
+    results = executor.map(shard_task, items, desc=stage.name, return_failures=True)
+    _collect(report, results, items, lambda it: it[2])
+    if report.failed:
+        raise StageFailed(report)
+    _write_stage_file(report)
+    return report
+
+
+def run_global_stage(
+    stage: GlobalStage, in_shards: list[AnyPath], out_dir: str | os.PathLike, scratch: str | os.PathLike,
+    executor: Executor
+) -> StageReport:
+    """Run a global stage, then count it exactly as a shard stage: shard by shard, by file name."""
+    out_dir, scratch = as_path(out_dir), as_path(scratch)
+    _check_unique_names(in_shards)
+    _prepare_dir(out_dir)
+    makedirs(scratch)
+    started = time.perf_counter()
+    done = all((out_dir / TASKS_DIR / f"{p.stem}.json").exists() for p in in_shards)
+    if not done:
+        stage.run(in_shards, out_dir, scratch, executor)
+    report = StageReport(stage.name, out_dir, shards_total=len(in_shards))
+    for p in in_shards:
+        rec = _existing_record(out_dir, p.stem)
+        if rec is None:
+            kept = read_table(out_dir / f"{p.stem}.parquet")
+            rejected = read_table(out_dir / REJECTED_DIR / f"{p.stem}.parquet")
+            rec = _finish_task(out_dir, p.stem, accounting.count_shard(read_table(p), kept, rejected), [p.name],
+                               [p.name], started)
+            rec["seconds"] = 0.0
+        _add_record(report, rec)
+    if not done:
+        report.seconds = time.perf_counter() - started
+    _write_stage_file(report)
+    if not done:
+        remove_tree(scratch)
+    return report
+
+
+class StageFailed(RuntimeError):
+    def __init__(self, report: StageReport) -> None:
+        lines = [f"{f['task']}: {f['error']}" for f in report.failed]
+        super().__init__(f"stage {report.name}: {len(report.failed)} task(s) failed:\n  " + "\n  ".join(lines))
+        self.report = report
+
+
+def _check_unique_names(paths: list[AnyPath]) -> None:
+    seen: dict[str, AnyPath] = {}
+    for p in paths:
+        if p.name in seen:
+            raise ValueError(f"two input shards share the name {p.name}: {seen[p.name]} and {p}")
+        seen[p.name] = p
+
+
+def stage_inputs(dirs: list[str | os.PathLike]) -> list[AnyPath]:
+    shards: list[AnyPath] = []
+    for d in dirs:
+        shards.extend(list_shards(d))
+    return sorted(shards, key=lambda p: p.name)

@@ -1,0 +1,1 @@
+"""Immutable corpus versions: manifest, diff, verify, report."""

@@ -1,0 +1,243 @@
+"""Immutable corpus versions and their manifests.
+
+A version directory is content-addressed: its name is a hash of the resolved config and the keys of
+every step that produced it, so the same inputs and config always land in the same, never rewritten,
+directory. `manifest.json` holds everything that must be equal between two reproductions;
+`run.json` beside it holds what legitimately differs (time, host, durations).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+import platform
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline import __version__
+from pipeline.core import accounting
+from pipeline.core.config import stable_hash
+from pipeline.core.io import (
+    AnyPath,
+    as_path,
+    copy_file,
+    makedirs,
+    parquet_bytes,
+    sha256_file,
+    write_bytes_atomic,
+    write_json,
+)
+from pipeline.core.shards import list_rejected, list_shards, read_table
+from pipeline.running.buildconfig import BuildConfig
+
+MANIFEST_SCHEMA_VERSION = 1
+KEY_PACKAGES = ("pyarrow", "ray", "tokenizers", "trafilatura", "fasttext", "datasketch", "warcio", "zstandard", "numpy")
+
+
+@dataclass
+class Version:
+    version: str
+    dir: AnyPath
+    manifest_path: AnyPath
+
+
+
+def code_version() -> dict[str, Any]:
+    root = Path(__file__).resolve().parents[2]
+    info: dict[str, Any] = {"package": __version__, "git_commit": None, "git_dirty": None}
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                check=True, timeout=10).stdout.strip()
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, check=True, timeout=10).stdout
+        info.update(git_commit=commit, git_dirty=bool(status.strip()))
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return info
+
+
+def environment() -> dict[str, Any]:
+    pkgs = {}
+    for name in KEY_PACKAGES:
+        try:
+            pkgs[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pkgs[name] = None
+    return {"python": platform.python_version(), "packages": pkgs}
+
+
+def build_ledger(shards: list[AnyPath]) -> pa.Table:
+    """Per document: shard, id, source and a content hash — enough for document-level diffs."""
+    parts = []
+    for shard in shards:
+        t = read_table(shard, columns=["id", "source", "text"])
+        hashes = [hashlib.sha256(s.encode()).hexdigest()[:32] for s in t.column("text").to_pylist()]
+        parts.append(pa.table({
+            "shard": pa.array([shard.name] * t.num_rows, pa.string()),
+            "id": t.column("id"),
+            "source": t.column("source"),
+            "text_sha256": pa.array(hashes, pa.string()),
+            "text_bytes": pc.binary_length(t.column("text").cast(pa.binary())),
+        }))
+    if not parts:
+        return pa.table({"shard": pa.array([], pa.string()), "id": pa.array([], pa.string()),
+                         "source": pa.array([], pa.string()), "text_sha256": pa.array([], pa.string()),
+                         "text_bytes": pa.array([], pa.int64())})
+    return pa.concat_tables(parts)
+
+
+def build_rejected_ledger(step_dirs: list[AnyPath]) -> pa.Table:
+    """Every rejected document of every step: id, source, stage, reason — what `corpus diff` explains with."""
+    parts = []
+    for d in step_dirs:
+        for shard in list_rejected(d):
+            parts.append(read_table(shard, columns=["id", "source", "stage", "reason"]))
+    schema = pa.schema([("id", pa.string()), ("source", pa.string()), ("stage", pa.string()), ("reason", pa.string())])
+    if not parts:
+        return schema.empty_table()
+    return pa.concat_tables([t.cast(schema) for t in parts])
+
+
+def write_version(config: BuildConfig, result, *, sources: list[str], out: str | os.PathLike,
+                  workdir: str | os.PathLike) -> Version:
+    """Write the version directory: content-addressed, never overwritten.
+
+    The version name hashes the config, the step keys and the sha256 of every output, so two builds get
+    the same name exactly when they hold the same bytes (a Reddit page fetched again at another time is
+    different content, hence a different version). The name is computed before anything is written,
+    so files go straight to their final place (object storage has no rename) and `manifest.json`,
+    written last, is what makes a version exist: a killed write leaves a directory without one, which
+    the next build completes. A build whose step keys were already written as a version returns that
+    version without re-hashing its outputs.
+    """
+    started = float(getattr(result, "started", 0.0) or time.time())
+    build_key = stable_hash({"config": config.identity, "sources": sources, "steps": [s.key for s in result.steps],
+                             "outputs": result.outputs_key})
+    root = makedirs(as_path(out) / config.corpus.name)
+    known = root / ".builds" / build_key
+    if known.is_file():
+        version = known.read_text().strip()
+        if (root / version / "manifest.json").exists():
+            return Version(version, root / version, root / version / "manifest.json")
+    shards = sorted((p for d in result.final_dirs for p in list_shards(d)), key=lambda p: p.name)
+    # (source, path in the version, entry extras), in manifest order
+    plan: list[tuple[Any, str, dict[str, Any]]] = [
+        (shard, f"docs/{shard.name}", {"docs": read_table(shard, columns=["id"]).num_rows}) for shard in shards]
+    files = [{"path": rel, "bytes": src.stat().st_size, "sha256": sha256_file(src), **extra} for src, rel, extra in plan]
+    tokens_summary: dict[str, Any] = {}
+    if result.outputs_dir is not None:
+        tokens_summary, extra_plan = _outputs_plan(result)
+        plan += extra_plan
+        files += [{"path": rel, "bytes": src.stat().st_size, "sha256": sha256_file(src), **extra}
+                  for src, rel, extra in extra_plan]
+    ledger = build_ledger(shards)
+    ledger_bytes = parquet_bytes(ledger)
+    rejected = build_rejected_ledger([s.out_dir for s in result.steps])
+    rejected_bytes = parquet_bytes(rejected)
+    content = [f["sha256"] for f in files] + [_sha(ledger_bytes), _sha(rejected_bytes)]
+    version = stable_hash({"build": build_key, "content": content}, n=12)
+    vdir = root / version
+    manifest_path = vdir / "manifest.json"
+    if not manifest_path.exists():
+        for src, rel, _ in plan:
+            dst = vdir / rel
+            if not (dst.exists() and dst.stat().st_size == src.stat().st_size):
+                copy_file(src, dst)
+        write_bytes_atomic(ledger_bytes, vdir / "ledger.parquet")
+        write_bytes_atomic(rejected_bytes, vdir / "rejected.parquet")
+        reports = {}
+        for step in result.steps:
+            for report_name, file_name in sorted(step.report_files.items()):
+                report = step.out_dir / file_name
+                if report.exists():
+                    copy_file(report, vdir / file_name)
+                    reports[report_name] = _file_entry(vdir, file_name)
+        manifest = {
+            "reports": reports,
+            "schema_version": MANIFEST_SCHEMA_VERSION,
+            "corpus": config.corpus.name,
+            "version": version,
+            "config": {"hash": config.hash, "resolved": config.identity, "effective": config.effective},
+            "sources": sources,
+            "code": code_version(),
+            "environment": environment(),
+            "inputs": {s.name: s.inputs for s in result.steps if s.inputs},
+            "stages": [
+                {"name": s.name, "key": s.key, "config_section": s.section, "tasks": s.report.shards_total, "failed": s.report.failed,
+                 "sources": s.report.counts, "totals": accounting.totals(s.report.counts)}
+                for s in result.steps
+            ],
+            "outputs": files,
+            "ledger": {"path": "ledger.parquet", "bytes": len(ledger_bytes), "sha256": _sha(ledger_bytes),
+                       "docs": ledger.num_rows},
+            "rejected_ledger": {"path": "rejected.parquet", "bytes": len(rejected_bytes),
+                                "sha256": _sha(rejected_bytes), "docs": rejected.num_rows},
+            "tokens": tokens_summary,
+            "totals": {"docs": ledger.num_rows, "text_bytes": int(pc.sum(ledger.column("text_bytes")).as_py() or 0)},
+        }
+        write_json({
+            "started": started, "finished": time.time(), "host": socket.gethostname(), "pid": os.getpid(),
+            "reused": {s.name: s.report.shards_reused for s in result.steps},
+            "computed": {s.name: s.report.shards_computed for s in result.steps},
+            "seconds": {s.name: round(s.report.seconds, 3) for s in result.steps},
+        }, vdir / "run.json")
+        write_json(manifest, manifest_path)  # the commit point: last
+    write_bytes_atomic((version + "\n").encode(), known)
+    if config.corpus.manifests_dir:
+        copy_file(manifest_path, as_path(config.corpus.manifests_dir) / config.corpus.name / f"{version}.json")
+    return Version(version, vdir, manifest_path)
+
+
+OUTPUT_DIRS = ("text", "tokens", "megatron")
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _outputs_plan(result) -> tuple[dict[str, Any], list[tuple[Any, str, dict[str, Any]]]]:
+    """The text shards, token shards, Megatron export and trained tokenizer that go into the version
+    (temporary files of killed writes, named `.*`, never do), and the token summary."""
+    src_root = result.outputs_dir
+    summary = result.outputs
+    token_counts = {}
+    for split, index in summary.get("tokens", {}).items():
+        for shard in index.get("shards", []):
+            token_counts[f"tokens/{split}/{shard['path']}"] = (shard["docs"], shard["tokens"])
+    extra = [p for d in OUTPUT_DIRS if (src_root / d).is_dir() for p in sorted((src_root / d).rglob("*"))
+             if p.is_file() and "_tasks" not in _rel(p, src_root).split("/") and not p.name.startswith(".")]
+    for name in ("tokenizer.json", "mix/_mix.json"):
+        if (src_root / name).is_file():
+            extra.append(src_root / name)
+    plan = []
+    for src in extra:
+        rel = _rel(src, src_root)
+        plan.append((src, rel, dict(zip(("docs", "tokens"), token_counts[rel], strict=True)) if rel in token_counts else {}))
+    tokens = summary.get("tokens", {})
+    train = tokens.get("train", {})
+    any_index = next(iter(tokens.values()), {})
+    return {
+        "tokenizer_sha256": any_index.get("tokenizer_sha256"),
+        "vocab_size": any_index.get("vocab_size"),
+        "dtype": any_index.get("dtype"),
+        "splits": {s: {"docs": i.get("docs", 0), "tokens": i.get("tokens", 0)} for s, i in sorted(tokens.items())},
+        "per_source": {s: c["tokens"] for s, c in sorted(train.get("sources", {}).items())},
+    }, plan
+
+
+def _rel(path: Any, root: Any) -> str:
+    rel = path.relative_to(root)
+    return rel if isinstance(rel, str) else rel.as_posix()
+
+
+def _file_entry(root: Any, rel: str, **extra: Any) -> dict[str, Any]:
+    path = root / rel
+    return {"path": rel, "bytes": path.stat().st_size, "sha256": sha256_file(path), **extra}

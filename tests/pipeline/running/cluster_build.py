@@ -1,0 +1,37 @@
+"""Run a build on a two-node `ray.cluster_utils.Cluster` (used by test_cluster.py in a subprocess,
+since a test session's driver is already attached to its own local Ray)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ray.cluster_utils import Cluster
+
+from pipeline.running.build import run_build, select_sources
+from pipeline.running.buildconfig import load_build_config
+from pipeline.running.executor import RayExecutor
+from pipeline.versions.manifest import write_version
+
+
+def main(config_path: str, result_path: str, workdir: str = "", out: str = "") -> None:
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    try:
+        executor = RayExecutor(address=cluster.address, progress=False)
+        config = load_build_config(Path(config_path))
+        sources = select_sources(config, None)
+        workdir = workdir or config.corpus.workdir
+        result = run_build(config, executor, sources=sources, workdir=workdir, log=lambda *_: None)
+        version = write_version(config, result, sources=sources, out=out or config.corpus.out, workdir=workdir)
+        nodes = len([n for n in executor._ray.nodes() if n["Alive"]])
+        Path(result_path).write_text(json.dumps({"manifest": str(version.manifest_path), "nodes": nodes}))
+        executor.shutdown()
+    finally:
+        cluster.shutdown()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

@@ -1,0 +1,87 @@
+"""The stage contract and accounting, run on a real local Ray."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from pipeline.core.extractor import PlanContext
+from pipeline.core.shards import read_json, read_table
+from pipeline.running.runner import StageFailed, run_extract, run_shard_stage, stage_inputs
+from sources.jsonl import JsonlConfig, JsonlExtractor
+from tests.pipeline.helpers import write_jsonl_inputs
+from tests.pipeline.stages_for_tests import LossyStage, MinWordsConfig, MinWordsStage
+
+
+def _extract(tmp_path: Path, ray_executor, files: int = 3, docs: int = 40) -> Path:
+    write_jsonl_inputs(tmp_path / "in", files, docs)
+    ex = JsonlExtractor(JsonlConfig(id_field="id", source_from_meta="pile_set_name"))
+    units = ex.plan([str(tmp_path / "in" / "*.jsonl")], PlanContext(ray_executor, tmp_path / "scratch"))
+    out = tmp_path / "extract"
+    run_extract(ex, units, out, ray_executor)
+    return out
+
+
+def test_extract_counts_every_record(tmp_path, ray_executor):
+    out = _extract(tmp_path, ray_executor)
+    stage = read_json(out / "_stage.json")
+    web, books = stage["sources"]["web"], stage["sources"]["books"]
+    # 3 files x 40 docs: a third labelled web; each file has one malformed line, counted under `jsonl`.
+    assert web["kept_docs"] == 3 * 14 and books["kept_docs"] == 3 * 26
+    assert stage["sources"]["jsonl"]["reasons"] == {"jsonl:malformed": 3}
+    rejected = read_table(next((out / "rejected").glob("*.parquet")))
+    assert rejected.column("stage").to_pylist()[0] == "extract:jsonl"
+    assert json.loads(rejected.column("meta")[0].as_py())["line"] == 41
+
+
+def test_shard_stage_splits_and_balances(tmp_path, ray_executor):
+    extract = _extract(tmp_path, ray_executor)
+    out = tmp_path / "stage"
+    report = run_shard_stage(MinWordsStage(MinWordsConfig(min_words=12)), stage_inputs([extract]), out, ray_executor)
+    assert report.shards_total == 3 and report.shards_computed == 3
+    kept = [read_table(p) for p in sorted(out.glob("*.parquet"))]
+    rejected = [read_table(p) for p in sorted((out / "rejected").glob("*.parquet"))]
+    assert all(min(t.column("words").to_pylist(), default=99) >= 12 for t in kept)
+    assert all(set(t.column("reason").to_pylist()) <= {"min_words:below-12"} for t in rejected)
+    n_in = sum(read_table(p).num_rows for p in stage_inputs([extract]))
+    n_kept, n_rej = sum(t.num_rows for t in kept), sum(t.num_rows for t in rejected)
+    assert n_rej > 0 and n_kept > 0 and n_in == n_kept + n_rej
+    for counts in report.counts.values():
+        assert counts["in_docs"] == counts["kept_docs"] + counts["rejected_docs"]
+
+
+def test_finished_shards_are_reused_and_missing_ones_recomputed(tmp_path, ray_executor):
+    extract = _extract(tmp_path, ray_executor)
+    out = tmp_path / "stage"
+    stage = MinWordsStage(MinWordsConfig(min_words=12))
+    run_shard_stage(stage, stage_inputs([extract]), out, ray_executor)
+    before = {p.name: p.read_bytes() for p in out.glob("*.parquet")}
+    victim = sorted(out.glob("*.parquet"))[1]
+    victim.unlink()
+    (out / "_tasks" / f"{victim.stem}.json").unlink()
+    report = run_shard_stage(stage, stage_inputs([extract]), out, ray_executor)
+    assert (report.shards_reused, report.shards_computed) == (2, 1)
+    assert {p.name: p.read_bytes() for p in out.glob("*.parquet")} == before
+
+
+def test_a_stage_that_loses_documents_fails_the_run(tmp_path, ray_executor):
+    extract = _extract(tmp_path, ray_executor, files=1)
+    with pytest.raises(StageFailed, match=r"documents in \(\d+\) != kept"):
+        run_shard_stage(LossyStage(), stage_inputs([extract]), tmp_path / "lossy", ray_executor)
+    assert not (tmp_path / "lossy" / "_stage.json").exists()
+
+
+def test_truncated_compressed_input_is_a_counted_rejection(tmp_path, ray_executor):
+    lines = b"".join(json.dumps({"text": f"document number {i} " * 30}).encode() + b"\n" for i in range(2000))
+    blob = zstandard.ZstdCompressor().compress(lines)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "cut.jsonl.zst").write_bytes(blob[: len(blob) // 2])
+    ex = JsonlExtractor(JsonlConfig())
+    units = ex.plan([str(tmp_path / "in" / "cut.jsonl.zst")], PlanContext(ray_executor, tmp_path / "s"))
+    report = run_extract(ex, units, tmp_path / "out", ray_executor)
+    counts = report.counts["jsonl"]
+    assert counts["reasons"].get("jsonl:truncated-file") == 1
+    assert 0 < counts["kept_docs"] < 2000
