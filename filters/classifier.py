@@ -29,7 +29,7 @@ import numpy as np
 
 from pipeline.core.config import to_plain
 from pipeline.core.fasttext_model import label_probability, load_model, predict_top
-from pipeline.core.io import as_path, local_file, read_table
+from pipeline.core.io import as_path, cache_dir, copy_file, local_file, read_table
 from pipeline.core.shards import sha256_file as file_sha256
 from pipeline.core.shards import write_json
 
@@ -61,7 +61,7 @@ class ClassifierTrainConfig:
 
 
 def metadata_path(model_path: Path) -> Path:
-    return Path(model_path).with_suffix(".json")
+    return as_path(model_path).with_suffix(".json")
 
 
 
@@ -114,7 +114,7 @@ def train_quality_classifier(
     import fasttext
 
     cfg = config or ClassifierTrainConfig()
-    out_path = Path(out_path)
+    out_path = as_path(out_path)
     pos, pos_sources, pos_short = _read_examples(positive_shards, cfg.positive_sources, cfg.min_chars)
     neg, neg_sources, neg_short = _read_examples(negative_shards, cfg.negative_sources, cfg.min_chars)
     if not pos or not neg:
@@ -134,8 +134,7 @@ def train_quality_classifier(
         for doc_id, line in examples:
             (heldout if _unit_hash(cfg.seed, doc_id) < cut else train).append((label, line))
     order = rng.permutation(len(train))
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".train-") as tmp:
+    with tempfile.TemporaryDirectory(dir=cache_dir("train"), prefix="train-") as tmp:
         train_file = Path(tmp) / "train.txt"
         with open(train_file, "w", encoding="utf-8") as f:
             for i in order:
@@ -147,7 +146,7 @@ def train_quality_classifier(
         )
         tmp_model = Path(tmp) / "model.bin"
         model.save_model(os.fspath(tmp_model))
-        os.replace(tmp_model, out_path)
+        copy_file(tmp_model, out_path)  # local or object storage; never half written
     accuracy = None
     if heldout:
         predicted = predict_top(model, [line for _, line in heldout], k=1)

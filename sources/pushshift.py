@@ -34,7 +34,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import zstandard
 
 from pipeline.core.extractor import InputError
-from pipeline.core.io import as_path
+from pipeline.core.io import as_path, sha256_file
 
 REMOTE_SCHEMES = ("http://", "https://")
 
@@ -238,11 +238,7 @@ def _parse_line(line_no: int, raw: bytes) -> DumpLine:
 
 def dump_fingerprint(spec: str) -> str:
     """sha256 of a local dump's compressed bytes (remote dumps are fingerprinted while parsed)."""
-    h = hashlib.sha256()
-    with as_path(spec).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return "sha256:" + h.hexdigest()
+    return "sha256:" + sha256_file(spec)
 
 
 # ----------------------------------------------------------------------------------------- URL rules

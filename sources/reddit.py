@@ -43,7 +43,6 @@ import hashlib
 import io
 import json
 import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +59,7 @@ from pipeline.core.extractor import (
     expand_local_inputs,
     unit_key,
 )
-from pipeline.core.io import as_path, local_file, local_mirror
+from pipeline.core.io import as_path, local_file, local_mirror, write_json, write_table
 from pipeline.core.schema import Doc, Rejected
 from sources.archive import Outcome, WarcArchive
 from sources.cc import CommonCrawlConfig, RecordExtractor
@@ -144,12 +143,6 @@ class ParseJob:
     fingerprint: str  # "" for a remote dump: computed while parsing
 
 
-def _write_atomic(table: pa.Table, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
-
-
 class _Buffers:
     """Column buffers flushed to one Parquet writer per output file, to bound a big dump's memory."""
 
@@ -229,14 +222,12 @@ def _parse_dump(job: ParseJob, out_dir: Path) -> dict[str, Any]:
         counts["eligible"] += 1
     files = buffers.close()
     if "rejected.parquet" not in files:
-        _write_atomic(REJECT_SCHEMA.empty_table(), out_dir / "rejected.parquet")
+        write_table(REJECT_SCHEMA.empty_table(), out_dir / "rejected.parquet")
     result = {
         "spec": job.spec, "dump": short_name(job.spec), "fingerprint": job.fingerprint or reader.sha256,
         "counts": counts, "buckets": sorted(f for f in files if f.startswith("bucket-")),
     }
-    tmp = out_dir / "._done.json.tmp"
-    tmp.write_text(json.dumps(result, sort_keys=True))
-    os.replace(tmp, done)
+    write_json(result, done)
     return result
 
 
@@ -286,9 +277,7 @@ def aggregate_partition(job: AggregateJob) -> dict[str, Any] | None:
     digest = hashlib.sha256(json.dumps(out, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
     path = as_path(job.out_dir) / f"p{job.partition:05d}-{digest[:16]}.parquet"
     if not path.exists():
-        with local_mirror(path.parent) as out_dir:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            _write_atomic(table, out_dir / path.name)
+        write_table(table, path)
     roles: dict[str, int] = {}
     for role in out["role"]:
         roles[role] = roles.get(role, 0) + 1
@@ -310,6 +299,12 @@ class RedditExtractor(Extractor):
     name = SOURCE
     version = "2"  # 2: per-URL fetch budget bounds slow-drip servers; hostile archived records counted
     config_class = RedditConfig
+    stage_defaults = {
+        # OpenWebText kept English pages with fastText/langdetect confidence >= 0.5.
+        "langid": {"languages": ["en"], "min_score": 0.5},
+        # OpenWebText's 128-token minimum and the Gopher rules.
+        "quality": {"rules": ["min_tokens", "gopher_quality", "gopher_repetition"]},
+    }
 
     def __init__(self, config: RedditConfig | None = None) -> None:
         super().__init__(config)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -264,7 +265,9 @@ def run_global_stage(
     executor: Executor
 ) -> StageReport:
     """Run a global stage, then count it exactly as a shard stage: shard by shard, by file name."""
-    out_dir, scratch = as_path(out_dir), as_path(scratch)
+    # A scratch directory of this run's own: another build sharing the work directory may be running
+    # the same stage (its outputs are the same bytes; its intermediates must not be ours).
+    out_dir, scratch = as_path(out_dir), as_path(scratch) / f"run-{uuid.uuid4().hex[:12]}"
     _check_unique_names(in_shards)
     _prepare_dir(out_dir)
     makedirs(scratch)
