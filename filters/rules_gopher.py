@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from filters.rules import RuleFamily
+
 PUNCTUATION = frozenset(string.punctuation + "«»‘’“”„‚–—…·•")
 BULLETS = ("•", "●", "○", "◦", "▪", "▫", "‣", "⁃", "-", "*", "–", "—")
 ELLIPSES = ("...", "…")
@@ -256,3 +258,45 @@ def repetition_reason(s: dict[str, float], cfg: GopherRepetitionConfig) -> str |
         if s[f"gopher_dup_{n}gram_char_frac"] > limit:
             return f"quality:gopher_dup_{n}gram"
     return None
+
+
+# ------------------------------------------------------------------------------------------ families
+
+
+class GopherQualityRules(RuleFamily):
+    """The `gopher_quality` family (documents in `languages` only)."""
+
+    name = "gopher_quality"
+    config_class = GopherQualityConfig
+
+    def stat_names(self, settings: GopherQualityConfig) -> list[str]:
+        return quality_stat_names()
+
+    def compute_stats(self, text: str, settings: GopherQualityConfig) -> tuple[str, dict[str, float]]:
+        return text, quality_stats(text, settings.stop_words)
+
+    def reason(self, stats: dict[str, float], settings: GopherQualityConfig) -> str | None:
+        return quality_reason(stats, settings)
+
+    def scoring_params(self, settings: GopherQualityConfig) -> dict[str, object]:
+        return {"stop_words": settings.stop_words}
+
+
+class GopherRepetitionRules(RuleFamily):
+    """The `gopher_repetition` family (any language)."""
+
+    name = "gopher_repetition"
+    config_class = GopherRepetitionConfig
+
+    def stat_names(self, settings: GopherRepetitionConfig) -> list[str]:
+        return repetition_stat_names(settings)
+
+    def compute_stats(self, text: str, settings: GopherRepetitionConfig) -> tuple[str, dict[str, float]]:
+        return text, repetition_stats(text, settings)
+
+    def reason(self, stats: dict[str, float], settings: GopherRepetitionConfig) -> str | None:
+        return repetition_reason(stats, settings)
+
+    def scoring_params(self, settings: GopherRepetitionConfig) -> dict[str, object]:
+        return {"top_ngrams": sorted(settings.max_top_ngram_char_frac),
+                "dup_ngrams": sorted(settings.max_dup_ngram_char_frac)}

@@ -57,12 +57,10 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def _stage_config(stage_name: str, config_path: str | None, cls):
-    if not config_path:
-        return cls.config_class()
-    raw = load_toml(Path(config_path))
-    table = dict(raw.get("stages", {}).get(stage_name, {}))
-    table.pop("enabled", None)
-    return from_mapping(cls.config_class, table, f"{config_path}: stages.{stage_name}")
+    """The stage's config table merged over its sources' declared defaults, as in a build."""
+    from pipeline.running.buildconfig import load_stage_config
+
+    return load_stage_config(stage_name, Path(config_path) if config_path else None)
 
 
 def cmd_stage(args: argparse.Namespace) -> int:
@@ -167,6 +165,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    from pipeline.running.config_reference import render_markdown, render_toml
+
+    sys.stdout.write(render_markdown() if args.markdown else render_toml())
+    return 0
+
+
 def cmd_tokenize(args: argparse.Namespace) -> int:
     from pipeline.core.io import as_path
     from pipeline.outputs.tokenize import TokenizeConfig, tokenize_shards
@@ -255,6 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("manifest", help="manifest.json or a version directory")
     p.set_defaults(func=cmd_verify)
 
+    p = sub.add_parser("config", help="the config reference: every key of a build config with its default")
+    p.add_argument("--defaults", action="store_true", required=True,
+                   help="print every key with its default and help, as TOML to copy into a config")
+    p.add_argument("--markdown", action="store_true", help="as Markdown instead (docs/config.md)")
+    p.set_defaults(func=cmd_config)
+
     p = sub.add_parser("diff", help="what changed between two corpus versions (exit 1 when they differ)")
     p.add_argument("a")
     p.add_argument("b")
@@ -280,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.core.io import StorageError
     from pipeline.core.shards import ShardError
     from pipeline.outputs.mix import MixError
-    from pipeline.running.executor import TaskError
+    from pipeline.running.executor import ClusterError, TaskError
     from pipeline.running.registry import UnknownSourceError
     from pipeline.running.runner import StageFailed
 
@@ -288,6 +299,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ConfigError, InputError, UnknownSourceError, ShardError, StageFailed, AccountingError, TaskError,
-            MixError, FileNotFoundError, StorageError) as exc:
+            ClusterError, MixError, FileNotFoundError, StorageError) as exc:
         print(f"corpus: error: {exc}", file=sys.stderr)
         return 2

@@ -78,6 +78,13 @@ class BooksExtractor(Extractor):
     name = "books"
     version = "2"  # 2: symlink escapes, binary files and legacy-named editions are counted
     config_class = BooksConfig
+    stage_defaults = {
+        # The catalogue's language (meta `language`) is the allowed one.
+        "langid": {"language_from_meta": "language"},
+        # The token minimum and the repetition rules, not the Gopher quality rules, which misfire on
+        # long prose (a novel is often over 100,000 words).
+        "quality": {"rules": ["min_tokens", "gopher_repetition"]},
+    }
 
     def plan(self, inputs: list[str], ctx: PlanContext) -> list[WorkUnit]:
         """One work unit per ebook number (all its editions, legacy names included), or per name (and

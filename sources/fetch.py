@@ -70,19 +70,20 @@ DEFAULT_USER_AGENT = (
 class FetchConfig:
     """How pages are fetched. The defaults are polite for the open web; tests shrink the timeouts."""
 
-    user_agent: str = DEFAULT_USER_AGENT
+    user_agent: str = DEFAULT_USER_AGENT  # User-Agent header sent with every request (and archived)
     concurrency: int = 16  # threads per task
-    connect_timeout_s: float = 10.0
-    read_timeout_s: float = 20.0
+    connect_timeout_s: float = 10.0  # seconds to wait for a TCP connection (capped by the URL's budget)
+    read_timeout_s: float = 20.0  # seconds to wait for each read of headers or body (capped by the budget)
     max_seconds_per_url: float = 90.0  # all attempts and redirects of one URL
     retries: int = 2  # extra attempts after a timeout, connection error, 429 or 5xx
     backoff_s: float = 1.0  # wait before retry k is backoff_s * 2**k
-    per_host_max_concurrent: int = 2
-    per_host_interval_s: float = 1.0
-    max_bytes: int = 4 << 20
-    max_redirects: int = 5
+    per_host_max_concurrent: int = 2  # requests in flight per host within a task (bodies, backoffs included)
+    per_host_interval_s: float = 1.0  # minimum seconds between request starts to one host within a task
+    max_bytes: int = 4 << 20  # largest (decoded) response body in bytes; bigger is `fetch:too-large`
+    max_redirects: int = 5  # redirects followed per URL; more is `fetch:too-many-redirects`
+    # accepted media types of the final response; others are `fetch:content-type` (no header passes)
     content_types: list[str] = field(default_factory=lambda: ["text/html", "application/xhtml+xml"])
-    allow_private_addresses: bool = False
+    allow_private_addresses: bool = False  # true disables the SSRF guard for every address class
     allowed_address_classes: list[str] = field(default_factory=list)  # subset of ADDRESS_CLASSES
 
     def __post_init__(self) -> None:

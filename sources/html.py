@@ -47,10 +47,10 @@ class HtmlConfig:
     """How HTML becomes text. The defaults are the settings measured best (see bench/)."""
 
     fast: bool = False  # True skips trafilatura's readability/jusText fallback: faster, lower recall
-    favor_precision: bool = True
-    favor_recall: bool = False
+    favor_precision: bool = True  # trafilatura's favor_precision: less boilerplate, some main text lost
+    favor_recall: bool = False  # trafilatura's favor_recall: more text and boilerplate; wins over precision
     include_comments: bool = False  # user comments are mostly short, repetitive and off-topic
-    include_tables: bool = True
+    include_tables: bool = True  # keep the text of <table> elements in the extraction
     deduplicate: bool = False  # trafilatura's in-page duplicate-segment removal (datatrove turns it on)
     min_extracted_chars: int = 250  # trafilatura's MIN_EXTRACTED_SIZE: below it, it tries harder
     min_text_chars: int = 1  # shorter extractions are rejected as `extract-empty`

@@ -23,9 +23,9 @@ from sources.compression import open_text
 @dataclass
 class JsonlConfig:
     source_name: str = "jsonl"  # the `source` column of the documents
-    text_field: str = "text"
+    text_field: str = "text"  # the field holding the text; a line without it is rejected as `jsonl:no-text`
     id_field: str = ""  # empty: `<file stem>/<line number>`
-    url_field: str = "url"
+    url_field: str = "url"  # the field holding the URL, if any
     # Take `source` from this meta key when present (the Pile's `pile_set_name`); empty: always source_name.
     source_from_meta: str = ""
 

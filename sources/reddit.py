@@ -101,8 +101,10 @@ class RedditConfig:
     """The OpenWebText recipe's settings; the defaults are the recipe's."""
 
     min_score: int = 3  # kept if the score summed over a URL's submissions reaches this
-    drop_over_18: bool = True
+    drop_over_18: bool = True  # reject submissions flagged over_18 (NSFW) as `reddit:over-18`
+    # submission URLs on these domains or their subdomains are `reddit:blocked-domain` (final URL too)
     blocked_domains: list[str] = field(default_factory=lambda: list(DEFAULT_BLOCKED_DOMAINS))
+    # URL path extensions (leading dot optional) rejected as `reddit:blocked-extension` (final URL too)
     blocked_extensions: list[str] = field(default_factory=lambda: list(DEFAULT_BLOCKED_EXTENSIONS))
     partitions: int = 64  # URL partitions = fetch tasks; changing it starts a new archive
     archive_dir: str = ""  # WARC archive of fetched pages; "" = <scratch>/archive (kept across builds)

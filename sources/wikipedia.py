@@ -42,14 +42,14 @@ DEFAULT_DISAMBIGUATION_TEMPLATES = [
 class WikipediaConfig:
     """Which pages become documents and how their wikitext is cleaned."""
 
-    skip_disambiguation: bool = True
+    skip_disambiguation: bool = True  # reject disambiguation pages as `wikipedia:disambiguation`
     http_timeout_seconds: float = 60.0  # dumps given as http(s) URLs are streamed, never stored whole
     http_retries: int = 5  # reconnects (with a Range request) after a dropped download
-    disambiguation_templates: list[str] = field(default_factory=lambda: list(DEFAULT_DISAMBIGUATION_TEMPLATES))
+    disambiguation_templates: list[str] = field(default_factory=lambda: list(DEFAULT_DISAMBIGUATION_TEMPLATES))  # mark disambiguation pages
     min_text_chars: int = 1  # shorter cleaned texts are rejected as `wikipedia:empty`
-    keep_math: bool = False
-    keep_lists: bool = True
-    keep_headings: bool = True
+    keep_math: bool = False  # keep TeX from <math> as `$...$` (dropped by default, like templates)
+    keep_lists: bool = True  # keep list items that have words
+    keep_headings: bool = True  # keep section titles
     # File-namespace aliases the siteinfo does not list (e.g. Vietnamese "Hình").
     extra_file_namespaces: list[str] = field(default_factory=lambda: ["Hình", "Datei", "Fichier", "Bild"])
 
@@ -121,6 +121,12 @@ class WikipediaExtractor(Extractor):
     name = "wikipedia"
     version = "1"
     config_class = WikipediaConfig
+    stage_defaults = {
+        # The dump's language (meta `language`) is the allowed one.
+        "langid": {"language_from_meta": "language"},
+        # Only the repetition rules: stubs and lists are wanted.
+        "quality": {"rules": ["gopher_repetition"]},
+    }
 
     def __init__(self, config: WikipediaConfig | None = None) -> None:
         super().__init__(config)

@@ -10,6 +10,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 # Ray workers import test-only stages from `tests.*`: they inherit the environment, not pytest's sys.path.
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+# No usage stats from any Ray instance a test starts (ray.cluster_utils, `ray start`, subprocess builds).
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
 SHARED_DATA = Path(os.environ.get("CORPUSFORGE_SHARED_DATA", REPO.parent / "shared" / "data"))
 

@@ -73,6 +73,23 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     return value
 
 
+def merge_per_source(defaults: dict[str, dict[str, Any]], user: Any, where: str) -> dict[str, Any]:
+    """A table of per-source settings: for each source, the user's keys over the settings it
+    declares (`Extractor.stage_defaults`), key by key, so that what the user does not set keeps its
+    default; sources only the user names are kept as written. `where` names the user's table."""
+    if not isinstance(user, dict):
+        raise ConfigError(f"{where}: expected a table of sources, got {user!r}")
+    merged: dict[str, Any] = {}
+    for source, table in defaults.items():
+        mine = user.get(source, {})
+        if not isinstance(mine, dict):
+            raise ConfigError(f"{where}.{source}: expected a table, got {mine!r}")
+        merged[source] = {**table, **mine}
+    for source, mine in user.items():
+        merged.setdefault(source, mine)
+    return merged
+
+
 def to_plain(obj: Any) -> Any:
     """Dataclasses to plain JSON-able data, for hashing and the manifest."""
     if dataclasses.is_dataclass(obj):

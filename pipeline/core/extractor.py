@@ -4,22 +4,28 @@ An extractor never touches Ray. `plan` runs in the driver (it may use the execut
 step, as the Reddit recipe needs to sum scores over all dumps before fetching); `extract` runs in a
 task, one per work unit, and yields `Doc` or `Rejected` for every record it reads, so that records
 in = documents kept + records rejected.
+
+An extractor also declares, as data, its source's settings for the stages that take per-source
+settings (`stage_defaults`: language policy, quality rule families); the build merges a config's
+settings for the source over them, so that no filter names a source.
 """
 
 from __future__ import annotations
 
+import copy
 import glob
 import hashlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pipeline.core.config import ConfigError, from_mapping
 from pipeline.core.io import AnyPath, as_path, is_remote, local_file, local_tree, sha256_file
 from pipeline.core.schema import Doc, Rejected
-from pipeline.core.stage import Executor
+from pipeline.core.stage import Executor, StageHooks
 
 
 class InputError(ValueError):
@@ -47,6 +53,12 @@ class Extractor:
     name: ClassVar[str]
     version: ClassVar[str] = "1"
     config_class: ClassVar[type]
+    #: This source's settings for the stages that take per-source settings, as data: by stage name,
+    #: one table shaped like the stage's `source_settings` dataclass, e.g. `{"langid": {"languages":
+    #: ["en"], "min_score": 0.5}, "quality": {"rules": ["min_tokens", "gopher_repetition"]}}`. They
+    #: apply to the documents whose `source` is `name`. The build merges what the user sets for this
+    #: source in `[stages.<stage>]` over them, key by key; the filters never name a source.
+    stage_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, config: Any | None = None) -> None:
         self.config = config if config is not None else self.config_class()
@@ -64,6 +76,42 @@ class Extractor:
 
     def extract(self, unit: WorkUnit) -> Iterator[Doc | Rejected]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+def stage_defaults_of(extractors: Iterable[type[Extractor]], stage: type[StageHooks]) -> dict[str, dict[str, Any]]:
+    """{source name: the settings it declares for `stage`} over `extractors` (a later one with the same
+    name wins), each checked against the stage's `source_settings`: a ConfigError names the extractor
+    class and the key."""
+    out: dict[str, dict[str, Any]] = {}
+    for cls in extractors:
+        table = cls.stage_defaults.get(stage.name)
+        if table is None:
+            continue
+        where = f"{cls.__module__}:{cls.__qualname__}.stage_defaults.{stage.name}"
+        if stage.source_settings is None:
+            raise ConfigError(f"{where}: stage {stage.name!r} has no per-source settings")
+        try:
+            from_mapping(stage.source_settings, table, where)
+        except ConfigError as exc:
+            raise ConfigError(str(exc) if where in str(exc) else f"{where}: {exc}") from None
+        out[cls.name] = copy.deepcopy(dict(table))
+    return out
+
+
+# The registered extractors, listed by the running layer's registry, which installs this function
+# when it is imported (`import pipeline` does): the core imports nothing above it.
+_registered_extractors: Callable[[], list[type[Extractor]]] | None = None
+
+
+def install_extractor_registry(registered: Callable[[], list[type[Extractor]]]) -> None:
+    global _registered_extractors
+    _registered_extractors = registered
+
+
+def registered_stage_defaults(stage: type[StageHooks]) -> dict[str, dict[str, Any]]:
+    """What every registered source declares for `stage`: the per-source defaults of a stage config
+    built without a build config (`LanguageIdConfig()`), as `corpus langid` without --config gets them."""
+    return stage_defaults_of(_registered_extractors() if _registered_extractors else [], stage)
 
 
 def expand_inputs(inputs: list[str]) -> list[AnyPath]:

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.core.config import ConfigError
 from pipeline.core.schema import with_rejection
 
 T = TypeVar("T")
@@ -43,6 +44,23 @@ class StageHooks:
     @classmethod
     def apply_cli_arguments(cls, config: Any, args: Any) -> None:
         """Fold the options of `add_cli_arguments` into the stage's config; raise on a bad value."""
+
+    #: The config dataclass of one source's settings for this stage (langid: `LangPolicy`), or None
+    #: for a stage without per-source settings. Sources declare theirs as data, under the stage's
+    #: name in `Extractor.stage_defaults`; each declaration is checked against this class.
+    source_settings: ClassVar[type | None] = None
+
+    @classmethod
+    def merge_source_settings(cls, table: dict[str, Any], defaults: dict[str, dict[str, Any]],
+                              where: str) -> dict[str, Any]:
+        """The stage's config table as the user wrote it (`[stages.<name>]`, not yet validated), with
+        `defaults` ({source: the table it declares for this stage}) merged under it: per source, the
+        user's keys win and the rest of the source's defaults stay. `where` names the user's table.
+        A stage without per-source settings takes none."""
+        if defaults:
+            raise ConfigError(f"{where}: stage {cls.name!r} has no per-source settings, but source(s) "
+                              f"{', '.join(defaults)} declare some in their stage_defaults")
+        return table
 
 
 @dataclass

@@ -41,16 +41,16 @@ _KEY, _EPOCH = "_mix_key", "_mix_epoch"
 class MixConfig:
     """How sources are weighted, shuffled and split."""
 
-    seed: int = 0
+    seed: int = 0  # seeds the splits, the sampling of fractional epochs and the shuffle
     # Passes over each source's training documents (the Pile: Wikipedia 3, Books3 1.5, ...). Fractions
     # subsample. Unlisted sources get `default_epochs`. Use either this or `weights`.
     epochs: dict[str, float] = field(default_factory=dict)
-    default_epochs: float = 1.0
+    default_epochs: float = 1.0  # epochs of a source not listed in `epochs`
     # Target share of training text bytes per source (normalized); epochs are derived from the sizes,
     # keeping the total about the same. Every source present must be listed.
     weights: dict[str, float] = field(default_factory=dict)
-    validation_fraction: float = 0.01
-    test_fraction: float = 0.01
+    validation_fraction: float = 0.01  # share of documents held out for validation (chosen per document id)
+    test_fraction: float = 0.01  # share of documents held out for test (chosen per document id)
     # Text bytes per output shard (the partition size of the shuffle).
     shard_max_bytes: int = 256 << 20
 

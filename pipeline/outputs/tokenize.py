@@ -42,7 +42,7 @@ class TokenizeConfig:
     shard_max_tokens: int = 1 << 27
     # Tokens per zstd frame: the unit a reader decompresses to reach one document.
     frame_tokens: int = 1 << 16
-    zstd_level: int = 3
+    zstd_level: int = 3  # zstd compression level of the token shards
     # Documents per encode_batch call; bounds memory, does not change the output.
     batch_docs: int = 512
     # Input shards per task: more amortizes task start-up on many small shards; output is the same.

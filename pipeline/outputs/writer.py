@@ -38,8 +38,8 @@ class OutputsConfig:
     train_vocab_size: int = 0
     # At most this much training text goes into tokenizer training (0: all of it).
     train_max_bytes: int = 0
-    text_shards: bool = True
-    megatron: bool = False
+    text_shards: bool = True  # write `text/<split>/*.jsonl.zst` (lm_dataformat layout)
+    megatron: bool = False  # also export each split's token shards as Megatron `.bin/.idx`
 
 
 def write_outputs(in_shards: list[AnyPath], out_dir: str | os.PathLike, config: OutputsConfig,

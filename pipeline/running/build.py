@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,7 @@ class BuildResult:
     outputs: dict[str, Any] | None = None  # their summary (tokenizer hash, shards with sha256, tokens)
     outputs_key: str = ""
     stopped_after: str = ""  # set when the build stopped early (`--until`): no version is written
+    started: float = 0.0  # time.time() when run_build began: run.json's `started`
 
 
 def select_sources(config: BuildConfig, names: list[str] | None) -> list[str]:
@@ -99,6 +101,7 @@ def run_build(
         raise ConfigError(f"--until {until}: no such stage in this build ({', '.join(config.stages) or 'none'})")
     from pipeline.running.fingerprints import FingerprintCache
 
+    started = time.time()
     workdir = as_path(workdir)
 
     fingerprints = FingerprintCache(workdir / "cache" / "fingerprints.json")
@@ -156,8 +159,8 @@ def run_build(
         steps.append(step)
         upstream = [step]
         if until in (stage_name, stage.name):
-            return BuildResult(steps=steps, final_dirs=[out_dir], stopped_after=stage.name)
-    result = BuildResult(steps=steps, final_dirs=[s.out_dir for s in upstream])
+            return BuildResult(steps=steps, final_dirs=[out_dir], stopped_after=stage.name, started=started)
+    result = BuildResult(steps=steps, final_dirs=[s.out_dir for s in upstream], started=started)
     if config.outputs is not None:
         run_outputs(config, result, upstream, executor, workdir, log)
     return result

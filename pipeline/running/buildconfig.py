@@ -1,5 +1,9 @@
 """The build config: `[corpus]`, `[sources.*]`, `[stages.*]`, `[outputs]` of a TOML file, validated
-against the registered extractors' and stages' config dataclasses before any work starts."""
+against the registered extractors' and stages' config dataclasses before any work starts.
+
+A stage with per-source settings (langid's policies, quality's rule families) gets, for every
+registered source and every user-defined source of the config, the settings the source declares
+(`Extractor.stage_defaults`), with what the config sets for that source merged over them key by key."""
 
 from __future__ import annotations
 
@@ -8,20 +12,24 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.config import WORKDIR_VAR, ConfigError, from_mapping, load_toml, stable_hash, to_plain
+from pipeline.core.extractor import Extractor, stage_defaults_of
+from pipeline.core.stage import StageHooks
+from pipeline.running.configpaths import resolve_config_paths, resolve_path
+from pipeline.running.registry import UnknownSourceError
 
 
 @dataclass
 class CorpusConfig:
-    name: str = "corpus"
-    seed: int = 0
-    workdir: str = "work"
-    out: str = "out"
+    name: str = "corpus"  # names the version directory `<out>/<name>/` and the manifests' folder
+    seed: int = 0  # recorded with the version; seeded steps have their own seed (outputs.mix.seed, ...)
+    workdir: str = "work"  # where step outputs are kept for reuse (local or a URI); `--workdir` overrides
+    out: str = "out"  # where corpus versions are written (local or a URI); `--out` overrides
     # Where a copy of each version's manifest goes ("" for nowhere): small enough to commit.
     manifests_dir: str = "manifests"
     # Generate the embedded demo inputs into `<workdir>/demo-inputs` (and serve the Reddit-linked pages
     # on 127.0.0.1:demo_port) first.
     demo: bool = False
-    demo_port: int = 18765
+    demo_port: int = 18765  # the port of the demo's local web server
 
 
 LOCATION_KEYS = ("workdir", "out", "manifests_dir")
@@ -88,11 +96,67 @@ def _substitute(value: Any, workdir: str) -> Any:
     return value
 
 
+def declaring_extractors(configured: list[type[Extractor]]) -> list[type[Extractor]]:
+    """The extractors whose declared stage defaults (`Extractor.stage_defaults`) go into the stage
+    configs: every registered one, configured or not (adding a registered source to a build then
+    changes no stage config, so no stage's finished work is redone), then the build's user-defined ones."""
+    from pipeline.running.registry import registered_extractors
+
+    registered = registered_extractors()
+    return registered + [cls for cls in configured if cls not in registered]
+
+
+def with_source_defaults(stage: type[StageHooks], table: dict[str, Any], extractors: list[type[Extractor]],
+                         where: str) -> dict[str, Any]:
+    """A stage's config table as written (`where` names it), with the settings that `extractors`
+    declare for the stage merged under it: per source, the table's keys win, the other defaults stay
+    (the stage's `merge_source_settings`). A declaration that does not fit the stage's
+    `source_settings` is a ConfigError naming the extractor class and the key."""
+    try:
+        defaults = stage_defaults_of(extractors, stage)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return stage.merge_source_settings(table, defaults, where)
+
+
+def _check_declared_stages(extractors: list[type[Extractor]], stage_names: set[str], where: str) -> None:
+    for cls in extractors:
+        unknown = sorted(set(cls.stage_defaults) - stage_names)
+        if unknown:
+            raise ConfigError(f"{where}: {cls.__module__}:{cls.__qualname__}.stage_defaults: unknown stage "
+                              f"{unknown[0]!r}; known: {', '.join(sorted(stage_names))}")
+
+
+def load_stage_config(name: str, path: Path | None = None) -> Any:
+    """One stage's config as `corpus <stage> [--config FILE]` runs it: the file's `[stages.<name>]`
+    table (no file: all defaults), with the stage defaults of the registered sources and of the
+    user-defined sources the file's `[sources]` names merged under it, as in a build."""
+    from pipeline.running.registry import extractor_class, stage_class
+
+    cls = stage_class(name)
+    raw = resolve_config_paths(load_toml(path), path) if path else {}
+    where = f"{path}: stages.{name}" if path else f"stages.{name}"
+    table = raw.get("stages", {}).get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table, got {table!r}")
+    table = {k: v for k, v in table.items() if k != "enabled"}
+    configured = []
+    for source in raw.get("sources", {}):
+        if ":" in source:  # user-defined; the registered ones are all included anyway
+            try:
+                configured.append(extractor_class(source))
+            except UnknownSourceError as exc:
+                raise ConfigError(f"{path}: sources.{source}: {exc}") from None
+    table = with_source_defaults(cls, table, declaring_extractors(configured), where)
+    return from_mapping(cls.config_class, table, where)
+
+
 def load_build_config(path: Path, workdir: str | None = None) -> BuildConfig:
     """Load and validate a build config; `workdir` overrides corpus.workdir (and `${workdir}` in inputs)."""
-    from pipeline.running.registry import UnknownSourceError, check_order, extractor_class, stage_class
+    from pipeline.running.registry import STAGES, check_order, extractor_class, stage_class
 
-    raw = load_toml(path)
+    # Relative paths in the file are relative to its directory (pipeline/running/configpaths.py).
+    raw = resolve_config_paths(load_toml(path), path)
     where = str(path)
     allowed = {"corpus", "sources", "stages", "outputs", "train_quality"}
     for key in raw:
@@ -100,13 +164,15 @@ def load_build_config(path: Path, workdir: str | None = None) -> BuildConfig:
             raise ConfigError(f"{where}: unknown config key {key!r}; known: {', '.join(sorted(allowed))}")
     corpus = from_mapping(CorpusConfig, raw.get("corpus", {}), f"{where}: corpus")
     if workdir:
-        corpus.workdir = workdir
+        corpus.workdir = resolve_path(workdir, ".")  # a command-line path: relative to the current directory
     sources: dict[str, SourceSection] = {}
+    configured: list[type[Extractor]] = []
     for name, table in raw.get("sources", {}).items():
         try:
             cls = extractor_class(name)
         except UnknownSourceError as exc:
             raise ConfigError(f"{where}: sources.{name}: {exc}") from None
+        configured.append(cls)
         table = dict(table)
         inputs = table.pop("inputs", [])
         if isinstance(inputs, str):
@@ -116,19 +182,25 @@ def load_build_config(path: Path, workdir: str | None = None) -> BuildConfig:
         inputs = [i.replace(WORKDIR_VAR, corpus.workdir) for i in inputs]
         options = from_mapping(cls.config_class, _substitute(table, corpus.workdir), f"{where}: sources.{name}")
         sources[name] = SourceSection(inputs=inputs, options=options)
+    extractors = declaring_extractors(configured)
     stages: dict[str, Any] = {}
+    stage_names = set(STAGES)
     for name, table in raw.get("stages", {}).items():
         try:
             cls = stage_class(name)
         except KeyError as exc:
             raise ConfigError(f"{where}: stages.{name}: {exc.args[0]}") from None
+        stage_names.add(cls.name)
         table = dict(table)
         enabled = table.pop("enabled", True)
         if not isinstance(enabled, bool):
             raise ConfigError(f"{where}: stages.{name}.enabled: expected true or false")
         if enabled:
             table = _substitute(table, corpus.workdir)
+            # Each source's declared settings for the stage, under what the config sets for it.
+            table = with_source_defaults(cls, table, extractors, f"{where}: stages.{name}")
             stages[name] = from_mapping(cls.config_class, table, f"{where}: stages.{name}")
+    _check_declared_stages(extractors, stage_names, where)
     outputs = None
     if "outputs" in raw:
         from pipeline.outputs.writer import OutputsConfig

@@ -2,15 +2,22 @@
 
 Stages receive an `Executor` and call `map`; they never import Ray. `SerialExecutor` runs the same
 functions in-process, for debugging a stage with a debugger (`--serial`).
+
+With no address (neither `--ray-address` nor `RAY_ADDRESS`) `RayExecutor` always starts its own local
+instance (`address="local"`), whatever other Ray cluster runs on the machine and whatever
+`ray_current_cluster` file a `ray start` left behind; with one it joins that cluster, and an address it
+cannot reach is a `ClusterError` naming it, in one line. Usage stats are off in every instance it starts.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from pipeline.running.progress import Progress
 
@@ -28,6 +35,78 @@ class TaskFailure:
 
 class TaskError(RuntimeError):
     pass
+
+
+class ClusterError(RuntimeError):
+    """Ray could not be joined at the given address (or a local instance could not be started)."""
+
+
+# How long a connection attempt to a given address may take before it counts as unreachable; Ray's
+# own connect loop retries for minutes on an address where nothing listens.
+CONNECT_TIMEOUT_S = 5.0
+_LOCAL_HINT = "unset RAY_ADDRESS / drop --ray-address to run locally"
+
+
+def _short(exc: BaseException) -> str:
+    """The first line of an exception's message, for a one-line error."""
+    text = (getattr(exc, "strerror", None) if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
+    line = next((s.strip() for s in str(text).splitlines() if s.strip()), type(exc).__name__)
+    return line if len(line) <= 200 else line[:197] + "..."
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    """`host:port`, `[v6]:port` or `scheme://host:port` -> (host, port); None when it has no port
+    (e.g. `auto`, which Ray resolves itself)."""
+    rest = address.split("://", 1)[1] if "://" in address else address
+    parts = urlsplit("//" + rest.split("/", 1)[0])
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    return (parts.hostname, port) if parts.hostname and port else None
+
+
+def _cannot(address: str, reason: str, hint: str = f"is the cluster running? ({_LOCAL_HINT})") -> ClusterError:
+    return ClusterError(f"cannot connect to Ray at {address}: {reason}; {hint}")
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast, naming the address, where `ray.init` would retry for minutes: nothing accepts
+    connections there, or what answers is not a Ray GCS (e.g. the dashboard's port), or the cluster
+    wants Ray's token authentication and this process has none configured."""
+    if address.startswith(("http://", "https://")):
+        raise _cannot(address, "that is an HTTP (dashboard / job submission) address",
+                      "give the cluster's address, HEAD:6379, or submit the build with `ray job submit`")
+    hp = _host_port(address)
+    if hp is None:
+        return
+    try:
+        with socket.create_connection(hp, timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise _cannot(address, "timed out" if isinstance(exc, TimeoutError) else _short(exc)) from None
+    if "://" in address:  # ray:// (Ray Client): not a GCS
+        return
+    try:
+        import grpc
+        from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+    except ImportError:  # pragma: no cover - grpcio comes with ray[default]
+        return
+    host, port = hp
+    with grpc.insecure_channel(f"[{host}]:{port}" if ":" in host else f"{host}:{port}") as channel:
+        try:
+            gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(
+                gcs_service_pb2.GetClusterIdRequest(), timeout=CONNECT_TIMEOUT_S)
+        except grpc.RpcError as exc:
+            code = exc.code()
+            if code == grpc.StatusCode.UNAUTHENTICATED:
+                if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+                    raise _cannot(address, "the cluster uses Ray's token authentication",
+                                  "set RAY_AUTH_MODE=token, with its token in ~/.ray/auth_token or "
+                                  "RAY_AUTH_TOKEN") from None
+            elif code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                          grpc.StatusCode.UNIMPLEMENTED):
+                raise _cannot(address, "no Ray cluster (GCS) answers there") from None
 
 
 _NO_SHARED = "__no_shared__"
@@ -49,17 +128,31 @@ class RayExecutor:
 
         self._ray = ray
         self.progress = progress
-        address = address or os.environ.get("RAY_ADDRESS") or None
+        address = (address or os.environ.get("RAY_ADDRESS") or "").strip() or None
+        self.address = address
         if not ray.is_initialized():
-            if address:
-                ray.init(address=address, log_to_driver=True)
+            # No usage stats from any instance we start (Ray's probe also queries cloud metadata
+            # addresses); set before init so that every process of the instance inherits it.
+            os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+            if address and address != "local":
+                _check_reachable(address)
+                try:
+                    ray.init(address=address, log_to_driver=True)
+                except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError...
+                    raise _cannot(address, _short(exc)) from exc
             else:
-                ray.init(
-                    num_cpus=num_cpus or os.cpu_count() or 1,
-                    include_dashboard=False,
-                    log_to_driver=True,
-                    configure_logging=False,
-                )
+                # "local": a new instance of our own, never a cluster found through RAY_ADDRESS or the
+                # `ray_current_cluster` file of a `ray start` (joining one would also refuse num_cpus).
+                try:
+                    ray.init(
+                        address="local",
+                        num_cpus=num_cpus or os.cpu_count() or 1,
+                        include_dashboard=False,
+                        log_to_driver=True,
+                        configure_logging=False,
+                    )
+                except Exception as exc:  # noqa: BLE001 - one line, not Ray's traceback
+                    raise ClusterError(f"cannot start a local Ray instance: {_short(exc)}") from exc
         # SPREAD, as Ray Data does for its read tasks: shard tasks are alike, so spreading them over the
         # nodes beats packing the head node first.
         self._remote_call = ray.remote(num_cpus=1, max_retries=2, scheduling_strategy="SPREAD")(_call)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-from pipeline.core.extractor import Extractor
+from pipeline.core.extractor import Extractor, install_extractor_registry
 from pipeline.core.stage import GlobalStage, ShardStage
 
 EXTRACTORS: dict[str, str] = {
@@ -28,6 +28,12 @@ STAGES: dict[str, str] = {
     "decontam": "filters.decontam:DecontamStage",
 }
 PIPELINE_ORDER = list(STAGES)
+
+# Tables of a build config read by a tool rather than by the build (`corpus train-quality --config`):
+# table name -> its config dataclass.
+TOOL_TABLES: dict[str, str] = {
+    "train_quality": "filters.classifier:ClassifierTrainConfig",
+}
 
 
 class UnknownSourceError(ValueError):
@@ -53,6 +59,16 @@ def extractor_class(name: str) -> type[Extractor]:
         raise UnknownSourceError(f"source {name!r}: cannot load {target}: {exc}") from None
 
 
+def registered_extractors() -> list[type[Extractor]]:
+    """Every registered extractor class, in registry order (imports them all)."""
+    return [extractor_class(name) for name in EXTRACTORS]
+
+
+# Stage configs built outside a build (`LanguageIdConfig()`) read the registered sources' declared
+# defaults through the core (pipeline.core.extractor.registered_stage_defaults).
+install_extractor_registry(registered_extractors)
+
+
 def stage_class(name: str) -> type[ShardStage] | type[GlobalStage]:
     """A registered stage name, or `package.module:Class` for a user-defined stage."""
     try:
@@ -63,6 +79,11 @@ def stage_class(name: str) -> type[ShardStage] | type[GlobalStage]:
         return _load(target)
     except (ImportError, AttributeError) as exc:
         raise KeyError(f"stage {name!r}: cannot load {target}: {exc}") from None
+
+
+def tool_class(name: str) -> type:
+    """The config dataclass of a tool's table (see TOOL_TABLES)."""
+    return _load(TOOL_TABLES[name])
 
 
 def check_order(names: list[str]) -> None:

@@ -4,6 +4,9 @@ Config changes key by key; inputs added, removed or changed; accounting deltas p
 reason; output shards changed; and, from the document ledgers, documents added, removed and changed
 per source, each removal explained by the stage and reason that rejected it in B, next to the config
 changes of that stage. Either version may be local or a URI (`s3://bucket/.../VERSION`).
+
+Time per step (task seconds, from the `run.json` beside each manifest) is shown for information: it
+differs from run to run, so it never makes two versions differ.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 from pipeline.core.io import AnyPath, read_table
 from pipeline.core.schema import reason_key
 from pipeline.core.shards import read_json
+from pipeline.versions.manifest import format_seconds, read_run, step_seconds, wall_seconds
 from pipeline.versions.verify import resolve_manifest
 
 
@@ -111,7 +115,25 @@ def diff_manifests(a_path: str | os.PathLike, b_path: str | os.PathLike) -> dict
     identical = not (config or inputs or accounting or shards) and a["ledger"]["sha256"] == b["ledger"]["sha256"]
     return {"a": str(a_path), "b": str(b_path), "a_version": a["version"], "b_version": b["version"],
             "identical": identical, "config": config, "inputs": inputs, "accounting": accounting,
-            "shards": shards, "documents": documents}
+            "shards": shards, "documents": documents,
+            "time": diff_time(a, read_run(a_path), b, read_run(b_path))}
+
+
+def diff_time(a: dict, run_a: dict | None, b: dict, run_b: dict | None) -> dict[str, Any]:
+    """Task seconds per step of two versions (informational: no part of `identical`)."""
+    sa, sb = step_seconds(run_a), step_seconds(run_b)
+    out: dict[str, Any] = {"a": sa is not None, "b": sb is not None, "steps": []}
+    if sa is None or sb is None:
+        return out
+    names = list(dict.fromkeys([st["name"] for st in a["stages"]] + [st["name"] for st in b["stages"]]
+                               + list(sa) + list(sb)))
+    for name in names:
+        x, y = sa.get(name), sb.get(name)
+        out["steps"].append({"step": name, "a": x, "b": y,
+                             "delta": round(y - x, 3) if x is not None and y is not None else None})
+    out["total"] = {"a": round(sum(sa.values()), 3), "b": round(sum(sb.values()), 3)}
+    out["wall"] = {"a": wall_seconds(run_a), "b": wall_seconds(run_b)}
+    return out
 
 
 def _v(x: Any) -> str:
@@ -120,7 +142,7 @@ def _v(x: Any) -> str:
 
 def format_diff(d: dict[str, Any]) -> str:
     if d["identical"]:
-        return f"{d['a_version']} and {d['b_version']} are identical"
+        return "\n".join([f"{d['a_version']} and {d['b_version']} are identical", *_format_time(d)])
     lines = [f"diff {d['a_version']} -> {d['b_version']}"]
     if d["config"]:
         lines.append("config:")
@@ -147,4 +169,31 @@ def format_diff(d: dict[str, Any]) -> str:
         lines += [f"  {s['change']}: {s['path']}" for s in d["shards"][:20]]
         if len(d["shards"]) > 20:
             lines.append(f"  ... and {len(d['shards']) - 20} more")
+    lines += _format_time(d)
     return "\n".join(lines)
+
+
+def _format_time(d: dict[str, Any]) -> list[str]:
+    t = d.get("time") or {}
+    if not t.get("a") and not t.get("b"):
+        return []
+    if not (t["a"] and t["b"]):
+        return [f"time: recorded for {'A' if t['a'] else 'B'} only (no run.json with seconds beside the other)"]
+    rows = [(s["step"], s["a"], s["b"]) for s in t["steps"]]
+    rows.append(("total", t["total"]["a"], t["total"]["b"]))
+    if t["wall"]["a"] is not None and t["wall"]["b"] is not None:
+        rows.append(("wall", t["wall"]["a"], t["wall"]["b"]))
+    if d["identical"] and all(x == y for _, x, y in rows):
+        return []  # the same run: nothing to compare
+    width = max(len(name) for name, _, _ in rows)
+    lines = ["time: task seconds per step (informational; not part of the comparison)"]
+    for name, x, y in rows:
+        text = f"  {name:<{width}}  {_s(x)} -> {_s(y)}"
+        if x is not None and y is not None:
+            text += f" ({y - x:+.2f}s" + (f", {(y - x) / x:+.0%})" if x > 0 else ")")
+        lines.append(text)
+    return lines
+
+
+def _s(seconds: float | None) -> str:
+    return "(absent)" if seconds is None else format_seconds(seconds)

@@ -31,6 +31,7 @@ from pipeline.core.io import (
     copy_file,
     makedirs,
     parquet_bytes,
+    read_json,
     sha256_file,
     write_bytes_atomic,
     write_json,
@@ -39,6 +40,7 @@ from pipeline.core.shards import list_rejected, list_shards, read_table
 from pipeline.running.buildconfig import BuildConfig
 
 MANIFEST_SCHEMA_VERSION = 1
+RUN_FILE = "run.json"  # beside manifest.json: what legitimately differs between reproductions
 KEY_PACKAGES = ("pyarrow", "ray", "tokenizers", "trafilatura", "fasttext", "datasketch", "warcio", "zstandard", "numpy")
 
 
@@ -50,9 +52,37 @@ class Version:
 
 
 
+SOURCE_PACKAGES = ("pipeline", "sources", "filters", "dedup")
+
+
+def source_sha256() -> str:
+    """A content hash of the code that runs: every `*.py` of the installed packages, by path relative
+    to the packages' parent (sorted), each as path and content. The same wherever the code was copied
+    to (a checkout, an install, Ray's unpacked working_dir), unlike a git commit, which needs `.git`."""
+    import importlib.util
+
+    files: list[tuple[str, Path]] = []
+    for name in SOURCE_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            pkg = Path(location)
+            files += [(f"{name}/{p.relative_to(pkg).as_posix()}", p) for p in pkg.rglob("*.py") if p.is_file()]
+    h = hashlib.sha256()
+    for rel, p in sorted(files):
+        data = p.read_bytes()
+        h.update(f"{rel}\0{len(data)}\0".encode())
+        h.update(data)
+    return h.hexdigest()
+
+
 def code_version() -> dict[str, Any]:
+    """The code a version was built with: `source_sha256` always; the git commit when the packages run
+    from a git checkout (not, e.g., from the copy `ray job submit --working-dir` uploads)."""
     root = Path(__file__).resolve().parents[2]
-    info: dict[str, Any] = {"package": __version__, "git_commit": None, "git_dirty": None}
+    info: dict[str, Any] = {"package": __version__, "source_sha256": source_sha256(), "git_commit": None,
+                            "git_dirty": None}
+    if not (root / ".git").exists():  # never the commit of some repository that happens to enclose it
+        return info
     try:
         commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
                                 check=True, timeout=10).stdout.strip()
@@ -188,12 +218,49 @@ def write_version(config: BuildConfig, result, *, sources: list[str], out: str |
             "reused": {s.name: s.report.shards_reused for s in result.steps},
             "computed": {s.name: s.report.shards_computed for s in result.steps},
             "seconds": {s.name: round(s.report.seconds, 3) for s in result.steps},
-        }, vdir / "run.json")
+        }, vdir / RUN_FILE)
         write_json(manifest, manifest_path)  # the commit point: last
     write_bytes_atomic((version + "\n").encode(), known)
     if config.corpus.manifests_dir:
         copy_file(manifest_path, as_path(config.corpus.manifests_dir) / config.corpus.name / f"{version}.json")
     return Version(version, vdir, manifest_path)
+
+
+def read_run(manifest_path: AnyPath) -> dict[str, Any] | None:
+    """The `run.json` beside a manifest (local or a URI): when the build ran, where, and the task
+    seconds of each step (`seconds`: {step name: seconds}). None where there is none: a committed copy
+    in manifests/, or a version whose directory lost it."""
+    path = manifest_path.parent / RUN_FILE
+    if not path.exists():
+        return None
+    run = read_json(path)
+    return run if isinstance(run, dict) else None
+
+
+def step_seconds(run: dict[str, Any] | None) -> dict[str, float] | None:
+    """{step name: task seconds} of a run, or None when it recorded none (versions before seconds)."""
+    seconds = (run or {}).get("seconds")
+    if not isinstance(seconds, dict):
+        return None
+    return {str(k): float(v) for k, v in seconds.items() if isinstance(v, int | float)}
+
+
+def wall_seconds(run: dict[str, Any] | None) -> float | None:
+    """From the build's start to its version being written, or None."""
+    if not run or not isinstance(run.get("started"), int | float) or not isinstance(run.get("finished"), int | float):
+        return None
+    return max(0.0, run["finished"] - run["started"])
+
+
+def format_seconds(seconds: float) -> str:
+    """12.34s, 3m07s, 2h05m09s."""
+    if seconds < 60:
+        return f"{seconds:.2f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s"
 
 
 OUTPUT_DIRS = ("text", "tokens", "megatron")

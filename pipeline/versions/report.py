@@ -2,8 +2,9 @@
 
 Plots are inline SVG drawn here (no JavaScript, no network), so the file opens anywhere and can be
 archived next to the manifest: the document funnel per stage and source, rejection reasons, languages,
-document lengths, dedup cluster sizes, the contamination summary and tokens per source. The manifest
-and `--out` may each be local or a URI (`s3://...`).
+document lengths, dedup cluster sizes, the contamination summary, tokens per source, and the time each
+step took (from the `run.json` beside the manifest). The manifest and `--out` may each be local or a URI
+(`s3://...`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pyarrow.parquet as pq
 
 from pipeline.core.io import AnyPath, as_path, read_table, write_bytes_atomic
 from pipeline.core.shards import read_json
+from pipeline.versions.manifest import format_seconds, read_run, step_seconds, wall_seconds
 from pipeline.versions.verify import resolve_manifest
 
 PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f"]
@@ -79,6 +81,33 @@ def _doc_columns(version_dir: AnyPath, manifest: dict) -> dict[str, list]:
     return cols
 
 
+def time_table(manifest: dict, run: dict | None) -> str:
+    """Task seconds per step (computed tasks only; a reused step shows the seconds it took when it was
+    computed), with tasks computed and reused in this build, and the build's wall time."""
+    seconds = step_seconds(run)
+    if seconds is None:
+        why = "no run.json beside the manifest" if run is None else "this version's run.json records no seconds"
+        return f'<section id="time"><h2>Time per step</h2><p class="empty">{_esc(why)}</p></section>'
+    total = sum(seconds.values())
+    tasks = {st["name"]: st.get("tasks", 0) for st in manifest["stages"]}
+    computed, reused = (run or {}).get("computed", {}), (run or {}).get("reused", {})
+    rows = []
+    for name in dict.fromkeys([*tasks, *seconds]):
+        sec = seconds.get(name)
+        share = f"{sec / total:.0%}" if sec is not None and total > 0 else ""
+        rows.append(f"<tr><td>{_esc(name)}</td><td>{tasks.get(name, '')}</td><td>{computed.get(name, '')}</td>"
+                    f"<td>{reused.get(name, '')}</td><td>{'' if sec is None else _esc(format_seconds(sec))}</td>"
+                    f"<td>{share}</td></tr>")
+    rows.append(f"<tr><th>total</th><td></td><td></td><td></td><th>{_esc(format_seconds(total))}</th><td></td></tr>")
+    wall = wall_seconds(run)
+    note = f"<p>Build wall time {_esc(format_seconds(wall))}. " if wall is not None else "<p>"
+    note += ("Task seconds are summed over a step's tasks, so they exceed the wall time when tasks run in "
+             "parallel; a reused step shows the seconds it took when it was computed.</p>")
+    return ('<section id="time"><h2>Time per step</h2><table><tr><th>step</th><th>tasks</th><th>computed</th>'
+            "<th>reused</th><th>task seconds</th><th>share</th></tr>" + "".join(rows) + "</table>" + note
+            + "</section>")
+
+
 def render_report(manifest_path: str | os.PathLike) -> str:
     manifest_path = resolve_manifest(manifest_path)
     m = read_json(manifest_path)
@@ -134,6 +163,8 @@ def render_report(manifest_path: str | os.PathLike) -> str:
     else:
         sections.append('<section id="contamination"><h2>Contamination</h2><p class="empty">no decontamination '
                         "stage in this build</p></section>")
+
+    sections.append(time_table(m, read_run(manifest_path)))
 
     head = (
         f"<h1>{_esc(m['corpus'])} · version {_esc(m['version'])}</h1>"

@@ -35,7 +35,7 @@ def _run(cfg: Path, tmp_path: Path) -> str:
 def test_demo_build_exercises_every_source_and_stage_and_reuses_on_rebuild(tmp_path):
     text = (REPO / "configs" / "demo.toml").read_text()
     text = re.sub(r"demo_port = \d+", f"demo_port = {_free_port()}", text)
-    text = text.replace('manifests_dir = "manifests"', f'manifests_dir = "{tmp_path / "manifests"}"')
+    text = re.sub(r"^manifests_dir = .*$", f'manifests_dir = "{tmp_path / "manifests"}"', text, flags=re.M)
     cfg = tmp_path / "demo.toml"
     cfg.write_text(text)
     out = _run(cfg, tmp_path)
