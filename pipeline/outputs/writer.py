@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from pipeline.core.io import AnyPath, as_path
 from pipeline.core.stage import Executor
@@ -30,6 +30,7 @@ from pipeline.outputs.tokenize import TokenizeConfig, tokenize_shards, train_tok
 @dataclass
 class OutputsConfig:
     """Which outputs a build writes, and how."""
+    path_options: ClassVar[tuple[tuple[str, str], ...]] = (("tokenize.tokenizer", "path"),)
 
     mix: MixConfig = field(default_factory=MixConfig)
     tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)

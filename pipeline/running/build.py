@@ -19,6 +19,7 @@ from pipeline.core.io import AnyPath, as_path, cache_dir, copy_file, is_remote
 from pipeline.core.shards import STAGE_FILE, read_json
 from pipeline.core.stage import Executor, GlobalStage
 from pipeline.running.buildconfig import BuildConfig
+from pipeline.running.configpaths import keyed_paths
 from pipeline.running.registry import extractor_class, stage_class
 from pipeline.running.runner import StageReport, run_extract, run_global_stage, run_shard_stage, stage_inputs
 
@@ -117,7 +118,7 @@ def run_build(
         key = stable_hash({
             "step": f"extract:{name}",
             "version": extractor.version,
-            "config": portable(to_plain(section.options), workdir),
+            "config": keyed_paths(portable(to_plain(section.options), workdir), type(section.options), config.path),
             "units": [[u.key, u.fingerprint] for u in units],
         })
         out_dir = workdir / "stages" / f"extract-{name}" / key
@@ -138,7 +139,7 @@ def run_build(
         key = stable_hash({
             "step": stage_name,
             "version": stage.version,
-            "config": portable(to_plain(stage.config), workdir),
+            "config": keyed_paths(portable(to_plain(stage.config), workdir), type(stage.config), config.path),
             "inputs": sorted(s.key for s in upstream),
             "files": stage.input_fingerprints(),
         })
@@ -177,7 +178,7 @@ def run_outputs(config: BuildConfig, result: BuildResult, upstream: list[StepRes
 
     tokenizer = config.outputs.tokenize.tokenizer
     files = {"tokenizer": fingerprints_of(tokenizer)} if tokenizer else {}
-    key = stable_hash({"step": "outputs", "config": portable(to_plain(config.outputs), workdir), "seed": config.corpus.seed,
+    key = stable_hash({"step": "outputs", "config": keyed_paths(portable(to_plain(config.outputs), workdir), type(config.outputs), config.path), "seed": config.corpus.seed,
                        "inputs": sorted(s.key for s in upstream), "files": files})
     out_dir = workdir / "stages" / "outputs" / key
     if (out_dir / OUTPUTS_FILE).exists():

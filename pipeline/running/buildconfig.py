@@ -14,7 +14,7 @@ from typing import Any
 from pipeline.core.config import WORKDIR_VAR, ConfigError, from_mapping, load_toml, stable_hash, to_plain
 from pipeline.core.extractor import Extractor, stage_defaults_of
 from pipeline.core.stage import StageHooks
-from pipeline.running.configpaths import resolve_config_paths, resolve_path
+from pipeline.running.configpaths import keyed_config, keyed_paths, resolve_config_paths, resolve_path
 from pipeline.running.registry import UnknownSourceError
 
 
@@ -54,19 +54,24 @@ class BuildConfig:
     def identity(self) -> dict[str, Any]:
         """The config minus where things are written: two builds that differ only there are the same."""
         corpus = {k: v for k, v in self.raw.get("corpus", {}).items() if k not in LOCATION_KEYS}
-        return {**self.raw, "corpus": corpus}
+        return keyed_config({**self.raw, "corpus": corpus}, self.path)
 
     @property
     def effective(self) -> dict[str, Any]:
         """Every setting in force, defaults included, so a diff shows `0.3 -> 0.2`, not `(absent) -> 0.2`."""
         corpus = {k: v for k, v in to_plain(self.corpus).items() if k not in LOCATION_KEYS}
-        sources = {name: {"inputs": self.raw["sources"][name].get("inputs", []), **to_plain(sec.options)}
+        identity = self.identity
+
+        def keyed(cfg: Any) -> dict[str, Any]:  # `${workdir}` first, then paths relative to the config
+            return keyed_paths(_with_workdir_var(to_plain(cfg), str(self.corpus.workdir)), type(cfg), self.path)
+
+        sources = {name: {"inputs": identity["sources"][name].get("inputs", []), **keyed(sec.options)}
                    for name, sec in self.sources.items()}
         out: dict[str, Any] = {"corpus": corpus, "sources": sources,
-                               "stages": {name: to_plain(cfg) for name, cfg in self.stages.items()}}
+                               "stages": {name: keyed(cfg) for name, cfg in self.stages.items()}}
         if self.outputs is not None:
-            out["outputs"] = to_plain(self.outputs)
-        return _with_workdir_var(out, str(self.corpus.workdir))
+            out["outputs"] = keyed(self.outputs)
+        return out
 
     @property
     def hash(self) -> str:

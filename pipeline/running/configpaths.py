@@ -3,7 +3,7 @@
 `resolve_config_paths` rewrites the TOML mapping of a config, as loaded and before anything else reads
 it, so that every local path it names is absolute and normalized: `corpus.workdir`, `out` and
 `manifests_dir`, every source's `inputs`, and the options of sources, stages and outputs that name
-files or directories (`PATH_OPTIONS`). So a config means the same whichever directory `corpus` runs
+files or directories (their config classes' `path_options`). So a config means the same whichever directory `corpus` runs
 in (a checkout, the working directory Ray unpacks for `ray job submit`), and a path spelled relative to
 the config's directory or spelled absolute is the same string in the config hash, the step keys and
 the version. Left as written: URIs (`s3://`, `gs://`, `http(s)://`, `file://`...), strings holding
@@ -24,24 +24,12 @@ _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 LOCATION_KEYS = ("workdir", "out", "manifests_dir")
 
-# The options that name local files or directories, per config dataclass (`module:QualifiedName`):
-# a dotted key into its table, and how the value holds paths: "path" (the string is one),
-# "eval" (`PATH[:field1,field2]`, filters/evalsets.py; every value of the table is one), "keys" (every
-# key of the table is an input as written in `inputs`). tests/pipeline/running/test_config_paths.py
-# checks that each entry names a real field.
-PATH_OPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
-    "sources.cc:CommonCrawlConfig": (("lang_model_path", "path"),),
-    "sources.reddit:RedditConfig": (("archive_dir", "path"), ("extraction.lang_model_path", "path")),
-    "sources.code:CodeConfig": (("repo_name", "keys"),),
-    "filters.langid:LanguageIdConfig": (("model_path", "path"),),
-    "filters.quality:QualityConfig": (("classifier_model", "path"),),
-    "filters.decontam:DecontamConfig": (("evals", "eval"),),
-    "pipeline.outputs.writer:OutputsConfig": (("tokenize.tokenizer", "path"),),
-}
-
-
-def class_id(cls: type) -> str:
-    return f"{cls.__module__}:{cls.__qualname__}"
+def path_options(config_class: type) -> tuple[tuple[str, str], ...]:
+    """The options of a config dataclass that name local files or directories, as it declares them
+    (`path_options`): a dotted key into its table, and how the value holds paths: "path" (the string
+    is one), "eval" (`PATH[:field1,field2]`, filters/evalsets.py; every value of the table is one),
+    "keys" (every key of the table is an input as written in `inputs`)."""
+    return tuple(getattr(config_class, "path_options", ()))
 
 
 def resolve_path(value: str, base: str | os.PathLike) -> str:
@@ -65,7 +53,8 @@ def resolve_eval(value: str, base: str | os.PathLike) -> str:
     return whole
 
 
-def _apply(table: dict[str, Any], options: tuple[tuple[str, str], ...], base: str) -> None:
+def _apply(table: dict[str, Any], options: tuple[tuple[str, str], ...], base: str,
+           path=resolve_path, eval_=resolve_eval) -> None:
     for dotted, kind in options:
         *parents, key = dotted.split(".")
         node: Any = table
@@ -75,39 +64,73 @@ def _apply(table: dict[str, Any], options: tuple[tuple[str, str], ...], base: st
             continue
         value = node[key]
         if kind == "path":
-            node[key] = resolve_path(value, base)
+            node[key] = path(value, base)
         elif kind == "eval" and isinstance(value, dict):
-            node[key] = {k: resolve_eval(v, base) for k, v in value.items()}
+            node[key] = {k: eval_(v, base) for k, v in value.items()}
         elif kind == "keys" and isinstance(value, dict):
-            node[key] = {resolve_path(k, base): v for k, v in value.items()}
+            node[key] = {path(k, base): v for k, v in value.items()}
+
+
+CONFIGDIR_VAR = "${configdir}"
+
+
+def _relative(value: Any, base: str) -> Any:
+    if not isinstance(value, str) or not value.startswith("/"):
+        return value
+    return CONFIGDIR_VAR + "/" + os.path.relpath(value, base)
+
+
+def keyed_paths(plain: dict[str, Any], config_class: type, config_path: str | os.PathLike) -> dict[str, Any]:
+    """A stage's or source's config as its step key sees it: the local paths it names written relative
+    to the config file's directory (`${configdir}/...`), so that a checkout moved elsewhere, or the copy
+    Ray unpacks for `ray job submit`, keys the same steps (the files' contents are keyed separately)."""
+    if not config_path:
+        return plain
+    plain = copy.deepcopy(plain)
+    base = os.path.dirname(os.path.abspath(config_path))
+    _apply(plain, path_options(config_class), base, path=_relative, eval_=_relative)
+    return plain
 
 
 def resolve_config_paths(raw: dict[str, Any], config_path: str | os.PathLike) -> dict[str, Any]:
     """A copy of a config's TOML mapping with its relative local paths resolved against the directory
     of `config_path`. Sections that do not validate are left for the config loader to report."""
+    return _rewrite(raw, config_path, resolve_path, resolve_eval, locations=True)
+
+
+def keyed_config(raw: dict[str, Any], config_path: str | os.PathLike) -> dict[str, Any]:
+    """A resolved TOML mapping as a version's identity sees it: local paths (inputs, models, eval sets)
+    relative to the config's directory (`${configdir}/...`), so that the same project in another
+    directory, or Ray's unpacked copy of it, is the same config."""
+    if not config_path:
+        return raw
+    return _rewrite(raw, config_path, _relative, _relative, locations=False)
+
+
+def _rewrite(raw: dict[str, Any], config_path: str | os.PathLike, path, eval_, *, locations: bool) -> dict[str, Any]:
     from pipeline.running.registry import extractor_class, stage_class
 
     base = os.path.dirname(os.path.abspath(config_path))
     raw = copy.deepcopy(raw)
     corpus = raw.get("corpus")
-    if isinstance(corpus, dict):
+    if isinstance(corpus, dict) and locations:
         for key in LOCATION_KEYS:
             if isinstance(corpus.get(key), str):
-                corpus[key] = resolve_path(corpus[key], base)
+                corpus[key] = path(corpus[key], base)
     sources = raw.get("sources")
     for name, table in sources.items() if isinstance(sources, dict) else ():
         if not isinstance(table, dict):
             continue
         inputs = table.get("inputs")
         if isinstance(inputs, str):
-            table["inputs"] = resolve_path(inputs, base)
+            table["inputs"] = path(inputs, base)
         elif isinstance(inputs, list):
-            table["inputs"] = [resolve_path(i, base) for i in inputs]
+            table["inputs"] = [path(i, base) for i in inputs]
         try:
             cls = extractor_class(name)
         except Exception:  # noqa: BLE001 - an unknown source: load_build_config names it
             continue
-        _apply(table, PATH_OPTIONS.get(class_id(cls.config_class), ()), base)
+        _apply(table, path_options(cls.config_class), base, path, eval_)
     stages = raw.get("stages")
     for name, table in stages.items() if isinstance(stages, dict) else ():
         if not isinstance(table, dict):
@@ -116,9 +139,9 @@ def resolve_config_paths(raw: dict[str, Any], config_path: str | os.PathLike) ->
             cls = stage_class(name)
         except Exception:  # noqa: BLE001 - an unknown stage: load_build_config names it
             continue
-        _apply(table, PATH_OPTIONS.get(class_id(cls.config_class), ()), base)
+        _apply(table, path_options(cls.config_class), base, path, eval_)
     if isinstance(raw.get("outputs"), dict):
         from pipeline.outputs.writer import OutputsConfig
 
-        _apply(raw["outputs"], PATH_OPTIONS.get(class_id(OutputsConfig), ()), base)
+        _apply(raw["outputs"], path_options(OutputsConfig), base, path, eval_)
     return raw

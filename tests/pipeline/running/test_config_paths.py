@@ -4,7 +4,6 @@ depend on how a path was spelled."""
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import os
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 from pipeline.core.shards import read_json
 from pipeline.running.build import check_inputs, run_build, select_sources
 from pipeline.running.buildconfig import load_build_config
-from pipeline.running.configpaths import PATH_OPTIONS, resolve_eval, resolve_path
+from pipeline.running.configpaths import path_options, resolve_eval, resolve_path
 from pipeline.versions.manifest import write_version
 from tests.conftest import REPO
 from tests.pipeline.helpers import real_paragraphs, write_jsonl_inputs
@@ -77,9 +76,30 @@ def test_relative_and_absolute_spellings_build_the_same_version(tmp_path, ray_ex
     assert rel_version.dir == project / "out-rel" / "spelled" / rel_version.version
     rel_manifest, abs_manifest = read_json(rel_version.manifest_path), read_json(abs_version.manifest_path)
     assert rel_manifest["config"] == abs_manifest["config"]
-    assert rel_manifest["config"]["resolved"]["sources"]["jsonl"]["inputs"] == [f"{project}/data/*.jsonl"]
+    # recorded relative to the config's directory: the same project elsewhere is the same config
+    assert rel_manifest["config"]["resolved"]["sources"]["jsonl"]["inputs"] == ["${configdir}/../data/*.jsonl"]
     decontam = rel_manifest["config"]["effective"]["stages"]["decontam"]
-    assert decontam["evals"] == {"qa": f"{evals}:question,answer"}
+    assert decontam["evals"] == {"qa": "${configdir}/../evals/qa.jsonl:question,answer"}
+
+
+def test_the_same_project_in_another_directory_builds_the_same_version(tmp_path, ray_executor):
+    """A checkout moved (or Ray's unpacked copy of it for `ray job submit`): same steps, same version."""
+    import shutil
+
+    first = tmp_path / "one" / "project"
+    (first / "configs").mkdir(parents=True)
+    write_jsonl_inputs(first / "data", 2, 15)
+    (first / "evals").mkdir()
+    (first / "evals" / "qa.jsonl").write_text(json.dumps({"question": "what is it", "answer": "a test"}) + "\n")
+    (first / "configs" / "c.toml").write_text(CONFIG.format(workdir="../work", out="../out", manifests="",
+                                                            inputs="../data/*.jsonl", evals="../evals/qa.jsonl"))
+    second = tmp_path / "two" / "elsewhere" / "project"
+    shutil.copytree(first, second)
+    a_result, a_version = _build(first / "configs" / "c.toml", ray_executor)
+    b_result, b_version = _build(second / "configs" / "c.toml", ray_executor)
+    assert [s.key for s in a_result.steps] == [s.key for s in b_result.steps]
+    assert a_version.version == b_version.version
+    assert read_json(a_version.manifest_path)["config"] == read_json(b_version.manifest_path)["config"]
 
 
 def test_command_line_workdir_is_relative_to_the_current_directory(tmp_path, monkeypatch):
@@ -111,16 +131,23 @@ def test_uris_workdir_references_and_eval_fields_are_kept():
 
 
 def test_every_path_option_names_a_field_of_its_config_class():
-    for class_id, options in PATH_OPTIONS.items():
-        module, _, name = class_id.partition(":")
-        cls = getattr(importlib.import_module(module), name)
-        for dotted, kind in options:
+    """Each config class's `path_options` name real fields; the classes that read files declare some."""
+    from pipeline.outputs.writer import OutputsConfig
+    from pipeline.running.registry import EXTRACTORS, STAGES, extractor_class, stage_class
+
+    classes = [extractor_class(n).config_class for n in EXTRACTORS] + [stage_class(n).config_class for n in STAGES]
+    classes.append(OutputsConfig)
+    declared = 0
+    for cls in classes:
+        for dotted, kind in path_options(cls):
+            declared += 1
             assert kind in {"path", "eval", "keys"}
             obj = cls()
             for part in dotted.split("."):
-                assert dataclasses.is_dataclass(obj), f"{class_id}: {dotted}"
-                assert part in {f.name for f in dataclasses.fields(obj)}, f"{class_id}: {dotted}"
+                assert dataclasses.is_dataclass(obj), f"{cls.__name__}: {dotted}"
+                assert part in {f.name for f in dataclasses.fields(obj)}, f"{cls.__name__}: {dotted}"
                 obj = getattr(obj, part)
+    assert declared >= 7
 
 
 def test_shipped_configs_write_at_the_repository_top(monkeypatch, tmp_path):

@@ -18,6 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
+
+from pipeline.core.io import as_path
 from pipeline.core.shards import read_json
 from pipeline.versions.manifest import source_sha256
 from tests.conftest import REPO
@@ -26,14 +29,23 @@ from tests.pipeline.running.rayhead import VENV_BIN, clean_env, ray_head
 DEMO_PORT = 18765  # configs/demo.toml's demo_port: the job serves the demo's pages there
 
 
-def readme_ray_commands() -> list[list[str]]:
-    """The commands of the README's `## Ray` block that holds `ray job submit`, one token list each."""
+def readme_ray_commands(storage: str = "local") -> list[list[str]]:
+    """The commands of the README's `## Ray` block that holds `ray job submit`, one token list each;
+    with `s3`, its submission replaced by the README's object-storage one (`--workdir s3://...`)."""
     text = (REPO / "README.md").read_text(encoding="utf-8")
     section = text.split("\n## Ray\n", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"^```[^\n]*\n(.*?)^```", section, re.M | re.S)
-    block = next(b for b in blocks if "ray job submit" in b)
-    return [tokens for line in block.replace("\\\n", " ").splitlines()
-            if (tokens := shlex.split(line, comments=True))]
+
+    def commands(block: str) -> list[list[str]]:
+        return [tokens for line in block.replace("\\\n", " ").splitlines()
+                if (tokens := shlex.split(line, comments=True))]
+
+    setup = commands(next(b for b in blocks if "ray job submit" in b))
+    if storage == "local":
+        return setup
+    s3 = [c for b in blocks if "s3://" in b for c in commands(b) if c[:3] == ["ray", "job", "submit"]]
+    assert len(s3) == 1, "the README's Ray section shows no object-storage submission"
+    return [c for c in setup if c[:3] != ["ray", "job", "submit"]] + s3
 
 
 def _option(tokens: list[str], name: str) -> int:
@@ -54,12 +66,19 @@ def _wait_for_free_port(port: int, timeout_s: float = 120.0) -> None:
         time.sleep(1)
 
 
-def test_readme_ray_job_submit_builds_the_demo_on_a_real_head(tmp_path):
-    commands = readme_ray_commands()
+@pytest.mark.parametrize("storage", ["local", "s3"])
+def test_readme_ray_job_submit_builds_the_demo_on_a_real_head(tmp_path, storage, request):
+    """With `s3`: the README's object-storage submission, work and output on a real S3 server (moto on
+    127.0.0.1); the credentials reach the job through the environment of `ray start`, as docs/cluster.md says."""
+    commands = readme_ray_commands(storage)
     assert [c[:2] for c in commands if c[0] == "ray"][-2:] == [["ray", "start"], ["ray", "job"]]
     ray_tmp = Path(tempfile.mkdtemp(prefix="rj", dir="/tmp"))  # short: Ray's socket paths
     env = clean_env(tmp_path / "home")
     work, out = tmp_path / "work", tmp_path / "out"
+    if storage == "s3":
+        bucket = request.getfixturevalue("s3_bucket")
+        env.update(request.getfixturevalue("s3_env"))
+        work, out = f"{bucket}/work", f"{bucket}/out"
     expected_sha = source_sha256()
     try:
         with contextlib.ExitStack() as stack:
@@ -86,24 +105,26 @@ def test_readme_ray_job_submit_builds_the_demo_on_a_real_head(tmp_path):
 
     assert job["status"] == "SUCCEEDED", f"{job['status']}\n{job['output'][-4000:]}"
     print(f"ray job submit: {job['seconds']:.1f} s")
-    manifest_path = Path(job["manifest"])
-    assert manifest_path.is_file() and manifest_path.parent.parent == out / "demo"
+    manifest_path = as_path(job["manifest"])
+    assert manifest_path.is_file() and str(manifest_path.parent.parent) == f"{out}/demo"
     manifest = read_json(manifest_path)
     assert manifest["version"] == manifest_path.parent.name
     assert sorted(manifest["sources"]) == ["books", "wikipedia"]
     assert manifest["code"]["source_sha256"] == expected_sha
-    assert (work / "stages").is_dir()
+    assert (as_path(work) / "stages").is_dir()
 
 
-def _submit(tokens: list[str], head, env: dict[str, str], work: Path, out: Path) -> dict:
+def _submit(tokens: list[str], head, env: dict[str, str], work, out) -> dict:
     tokens = list(tokens)
     tokens[_option(tokens, "--address")] = head.dashboard_url
     assert tokens[_option(tokens, "--working-dir")] == "."
     entry = tokens.index("--")
     assert tokens[entry + 1:entry + 3] == ["corpus", "build"], shlex.join(tokens)
     tokens[_option(tokens, "--config")] = "configs/demo.toml"
-    tokens[_option(tokens, "--workdir")] = str(work)
-    tokens[_option(tokens, "--out")] = str(out)
+    for option, where in (("--workdir", work), ("--out", out)):
+        # the README's kind of location (a path, or an s3:// URI) at the test's place
+        assert tokens[_option(tokens, option)].startswith("s3://") == str(where).startswith("s3://")
+        tokens[_option(tokens, option)] = str(where)
     tokens += ["--sources", "wikipedia,books"]
     _wait_for_free_port(DEMO_PORT)
     started = time.monotonic()
