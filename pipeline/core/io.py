@@ -31,10 +31,12 @@ import io as _io
 import json
 import os
 import posixpath
+import random
 import re
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Union
@@ -152,6 +154,29 @@ def _short(exc: BaseException) -> str:
     return re.sub(r"\s*\(Request ID: [^)]*\)", "", msg)
 
 
+# What a store says when it wants us to slow down or try again. The SDK retries most of these itself;
+# some calls (completing a multipart upload) it does not, so whole-object operations retry here too.
+_RETRY_RE = re.compile(r"SLOW_DOWN|SlowDown|Throttl|SERVICE_UNAVAILABLE|Service Unavailable|\b503\b|"
+                       r"INTERNAL_FAILURE|InternalError|RequestTimeout", re.I)
+
+
+def _retrying(uri: str, action: str, fn):
+    """`fn()`, retried with exponential backoff and jitter while the store throttles; its errors as one
+    `StorageError` line naming `uri`. Only for idempotent whole-object operations."""
+    attempts = max(1, int(os.environ.get("CORPUSFORGE_S3_RETRIES", "6")))
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except (StorageError, FileNotFoundError):
+            raise
+        except (OSError, pa.ArrowException) as exc:
+            if attempt + 1 < attempts and _RETRY_RE.search(str(exc)):
+                time.sleep(min(20.0, 0.25 * 2**attempt) * (0.5 + random.random() / 2))
+                continue
+            raise StorageError(f"{uri}: cannot {action}: {_short(exc)}{_hint(uri)}") from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 @contextlib.contextmanager
 def _storage_errors(uri: str, action: str) -> Iterator[None]:
     try:
@@ -267,8 +292,7 @@ class RemotePath:
 
     # --- queries
     def _info(self) -> pafs.FileInfo:
-        with _storage_errors(self._uri, "stat"):
-            return self.fs.get_file_info(self.fs_path)
+        return _retrying(self._uri, "stat", lambda: self.fs.get_file_info(self.fs_path))
 
     def exists(self) -> bool:
         return self._info().type != pafs.FileType.NotFound
@@ -286,13 +310,11 @@ class RemotePath:
         return _Stat(info.size or 0, info.mtime_ns or 0)
 
     def _files(self, recursive: bool) -> list[pafs.FileInfo]:
-        with _storage_errors(self._uri, "list"):
-            try:
-                infos = self.fs.get_file_info(pafs.FileSelector(self.fs_path, recursive=recursive,
-                                                                allow_not_found=True))
-            except FileNotFoundError:
-                return []
-        return infos
+        selector = pafs.FileSelector(self.fs_path, recursive=recursive, allow_not_found=True)
+        try:
+            return _retrying(self._uri, "list", lambda: self.fs.get_file_info(selector))
+        except FileNotFoundError:
+            return []
 
     def iterdir(self) -> Iterator[RemotePath]:
         for info in sorted(self._files(False), key=lambda i: i.path):
@@ -320,28 +342,28 @@ class RemotePath:
             if "a" in mode:
                 raise StorageError(f"{self}: object storage cannot append")
             return _RemoteWriter(self, text="b" not in mode, encoding=encoding or "utf-8")  # type: ignore[return-value]
-        with _storage_errors(self._uri, "open"):
-            info = self._info()
-            if info.type == pafs.FileType.NotFound:
-                raise FileNotFoundError(f"{self}: not found")
-            raw = self.fs.open_input_file(self.fs_path)
+        if self._info().type == pafs.FileType.NotFound:
+            raise FileNotFoundError(f"{self}: not found")
+        raw = _retrying(self._uri, "open", lambda: self.fs.open_input_file(self.fs_path))
         if "b" in mode:
             return raw  # type: ignore[return-value]
         return _io.TextIOWrapper(raw, encoding=encoding or "utf-8")  # type: ignore[arg-type]
 
     def read_bytes(self) -> bytes:
-        with self.open("rb") as f:
-            with _storage_errors(self._uri, "read"):
+        def read() -> bytes:
+            with self.fs.open_input_file(self.fs_path) as f:
                 return f.read()
+
+        if self._info().type == pafs.FileType.NotFound:
+            raise FileNotFoundError(f"{self}: not found")
+        return _retrying(self._uri, "read", read)
 
     def read_text(self, encoding: str = "utf-8") -> str:
         return self.read_bytes().decode(encoding)
 
     # --- writing (each whole-object, so never partial)
     def write_bytes(self, data: bytes) -> int:
-        with _storage_errors(self._uri, "write"):
-            with self.fs.open_output_stream(self.fs_path, compression=None, metadata={}) as out:
-                out.write(data)
+        _upload(_io.BytesIO(data), self)
         return len(data)
 
     def write_text(self, text: str, encoding: str = "utf-8") -> int:
@@ -351,12 +373,11 @@ class RemotePath:
         """Object storage has no directories: a prefix exists once an object is under it."""
 
     def unlink(self, missing_ok: bool = False) -> None:
-        with _storage_errors(self._uri, "delete"):
-            try:
-                self.fs.delete_file(self.fs_path)
-            except FileNotFoundError:
-                if not missing_ok:
-                    raise
+        try:
+            _retrying(self._uri, "delete", lambda: self.fs.delete_file(self.fs_path))
+        except FileNotFoundError:
+            if not missing_ok:
+                raise
 
 
 class _RemoteWriter(_io.RawIOBase):
@@ -394,9 +415,13 @@ class _RemoteWriter(_io.RawIOBase):
 
 
 def _upload(fileobj: IO[bytes], dst: RemotePath) -> None:
-    with _storage_errors(str(dst), "write"):
+    """One whole object from a seekable file; retried from its start while the store throttles."""
+    def put() -> None:
+        fileobj.seek(0)
         with dst.fs.open_output_stream(dst.fs_path, compression=None, metadata={}) as out:
             shutil.copyfileobj(fileobj, out, 8 << 20)
+
+    _retrying(str(dst), "write", put)
 
 
 AnyPath = Union[Path, RemotePath]  # noqa: UP007 - a runtime alias used in isinstance-free annotations
@@ -575,8 +600,7 @@ def parquet_bytes(table: pa.Table) -> bytes:
 def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
     p = as_path(path)
     if isinstance(p, RemotePath):
-        with _storage_errors(str(p), "read"):
-            return pq.read_table(p.fs_path, columns=columns, filesystem=p.fs)
+        return _retrying(str(p), "read", lambda: pq.read_table(p.fs_path, columns=columns, filesystem=p.fs))
     return pq.read_table(p, columns=columns)
 
 
@@ -611,8 +635,7 @@ def copy_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
         except OSError:
             pass
     if isinstance(s, RemotePath) and isinstance(d, RemotePath) and s.scheme == d.scheme:
-        with _storage_errors(str(d), "copy"):
-            s.fs.copy_file(s.fs_path, d.fs_path)
+        _retrying(str(d), "copy", lambda: s.fs.copy_file(s.fs_path, d.fs_path))
         return
     with s.open("rb") as fin, atomic_write(d) as fout:
         shutil.copyfileobj(fin, fout, 8 << 20)
@@ -624,9 +647,8 @@ def remove_tree(path: str | os.PathLike) -> None:
     if isinstance(p, Path):
         shutil.rmtree(p, ignore_errors=True)
         return
-    with _storage_errors(str(p), "delete"):
-        with contextlib.suppress(FileNotFoundError):
-            p.fs.delete_dir_contents(p.fs_path, missing_dir_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        _retrying(str(p), "delete", lambda: p.fs.delete_dir_contents(p.fs_path, missing_dir_ok=True))
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -17,7 +17,6 @@ uint32 shards export as int32 (Megatron has no uint32 code); every id must be be
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import struct
@@ -29,6 +28,7 @@ import numpy as np
 
 from pipeline.core.io import AnyPath, RemotePath, as_path, atomic_write, is_remote, local_file
 from pipeline.outputs.reader import INDEX_FILE, SHARD_SUFFIX, TokenDataset, TokenShardError
+from pipeline.outputs.textshards import HashingWriter
 
 MMIDIDX_HEADER = b"MMIDIDX\x00\x00"
 MMIDIDX_VERSION = 1
@@ -42,20 +42,16 @@ class _HashingFile:
     def __init__(self, path: AnyPath) -> None:
         self.path = path
         self._writing = atomic_write(path)
-        self.f = self._writing.__enter__()
+        self.out = HashingWriter(self._writing.__enter__())
         self._open = True
-        self.hash = hashlib.sha256()
-        self.size = 0
 
     def write(self, data: bytes) -> None:
-        self.f.write(data)
-        self.hash.update(data)
-        self.size += len(data)
+        self.out.write(data)
 
     def commit(self) -> dict[str, Any]:
         self._open = False
         self._writing.__exit__(None, None, None)
-        return {"path": self.path.name, "bytes": self.size, "sha256": self.hash.hexdigest()}
+        return {"path": self.path.name, "bytes": self.out.size, "sha256": self.out.hash.hexdigest()}
 
     def abort(self) -> None:
         if self._open:

@@ -13,12 +13,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.core.config import WORKDIR_VAR, ConfigError, stable_hash, to_plain
+from pipeline.core.config import ConfigError, stable_hash, to_plain
 from pipeline.core.extractor import InputError, PlanContext, WorkUnit, expand_inputs
 from pipeline.core.io import AnyPath, as_path, cache_dir, copy_file, is_remote
 from pipeline.core.shards import STAGE_FILE, read_json
 from pipeline.core.stage import Executor, GlobalStage
-from pipeline.running.buildconfig import BuildConfig
+from pipeline.running.buildconfig import BuildConfig, with_workdir_var
 from pipeline.running.configpaths import keyed_paths
 from pipeline.running.registry import extractor_class, stage_class
 from pipeline.running.runner import StageReport, run_extract, run_global_stage, run_shard_stage, stage_inputs
@@ -203,14 +203,7 @@ def fingerprints_of(path: str) -> str:
 def portable(value: Any, workdir: str | os.PathLike) -> Any:
     """A config as keyed: the work directory written back as `${workdir}`, so that the same build in
     another work directory has the same step keys (content changes are caught by fingerprints)."""
-    w = str(workdir)
-    if isinstance(value, str):
-        return value.replace(w, WORKDIR_VAR) if w and w != "." else value
-    if isinstance(value, list):
-        return [portable(v, workdir) for v in value]
-    if isinstance(value, dict):
-        return {k: portable(v, workdir) for k, v in value.items()}
-    return value
+    return with_workdir_var(value, str(workdir))
 
 
 def _plain_payload(unit: WorkUnit) -> dict[str, Any]:

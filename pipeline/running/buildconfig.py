@@ -63,7 +63,7 @@ class BuildConfig:
         identity = self.identity
 
         def keyed(cfg: Any) -> dict[str, Any]:  # `${workdir}` first, then paths relative to the config
-            return keyed_paths(_with_workdir_var(to_plain(cfg), str(self.corpus.workdir)), type(cfg), self.path)
+            return keyed_paths(with_workdir_var(to_plain(cfg), str(self.corpus.workdir)), type(cfg), self.path)
 
         sources = {name: {"inputs": identity["sources"][name].get("inputs", []), **keyed(sec.options)}
                    for name, sec in self.sources.items()}
@@ -78,15 +78,15 @@ class BuildConfig:
         return stable_hash(self.identity)
 
 
-def _with_workdir_var(value: Any, workdir: str) -> Any:
+def with_workdir_var(value: Any, workdir: str) -> Any:
     """Settings as keyed: the work directory written back as `${workdir}`, so that the same build in
     another work directory (or on object storage) records the same effective config."""
     if isinstance(value, str):
         return value.replace(workdir, WORKDIR_VAR) if workdir and workdir != "." else value
     if isinstance(value, list):
-        return [_with_workdir_var(v, workdir) for v in value]
+        return [with_workdir_var(v, workdir) for v in value]
     if isinstance(value, dict):
-        return {k: _with_workdir_var(v, workdir) for k, v in value.items()}
+        return {k: with_workdir_var(v, workdir) for k, v in value.items()}
     return value
 
 
