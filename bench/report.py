@@ -233,6 +233,26 @@ def filters_section() -> list[str]:
     return out + [""]
 
 
+def storage_section() -> list[str]:
+    d = _load("storage_bench")
+    out = ["## Object storage and capacity", ""]
+    if not d:
+        return out + _missing(".venv/bin/python -m bench.storage_bench")
+    out += [f"The {d['scale']}x end-to-end build ({d['records']:,} WARC records, {d['workers']} workers) with "
+            "`--workdir/--out` on local disk and on an S3 API server on 127.0.0.1 (moto), alternating, "
+            f"{d['rounds']} rounds each in one run.", ""]
+    out += _table(["storage", "wall seconds per round", "median ratio"], [
+        ["local", ", ".join(str(x) for x in d["local_wall_s"]), "1.00"],
+        ["s3 (moto)", ", ".join(str(x) for x in d["s3_wall_s"]), d["ratio_s3_over_local"]],
+    ])
+    out += ["", "Per step, from the local run's `_stage.json` (task seconds; dedup's is its wall time on the "
+            "workers): what docs/cluster.md turns into estimates.", ""]
+    out += _table(["step", "docs in", "task s / 1,000 docs", "MB written / 1,000 docs"],
+                  [[k, v["docs_in"], v["cpu_s_per_1000_docs"], v["mb_written_per_1000_docs"]]
+                   for k, v in sorted(d["capacity"].items())])
+    return out + ["", f"Input: {d['input_mb_per_1000_records']} MB of WARC per 1,000 records.", ""]
+
+
 def render() -> str:
     lines = ["# Benchmark results", "",
              f"Written by `make bench` (bench/report.py) on {datetime.now(UTC):%Y-%m-%d} from bench/results/*.json. "
@@ -240,7 +260,7 @@ def render() -> str:
              "in the same run, not absolute times. Reproduce with `make bench` (about 40 minutes on 2 cores; "
              "datatrove is installed on first use into its own virtual environment, ../bench-venvs/datatrove beside the checkout, or $CORPUSFORGE_BENCH_VENVS/datatrove).", ""]
     for section in (machine_section, pipeline_section, scaling_section, minhash_section, dedup_section,
-                    tokenize_section, extraction_section, filters_section):
+                    tokenize_section, extraction_section, filters_section, storage_section):
         lines += section()
     return "\n".join(lines).rstrip() + "\n"
 

@@ -20,6 +20,7 @@ BENCHES = [
     ["bench.tokenize_bench"],
     ["bench.filters_speed"],
     ["bench.decontam_bench", "--ray", "2"],
+    ["bench.storage_bench", "--rounds", "3"],
 ]
 
 
