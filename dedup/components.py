@@ -46,7 +46,7 @@ def write_directed(src: np.ndarray, dst: np.ndarray, gen_dir: AnyPath, name: str
 def read_edges(gen_dir: AnyPath, partition: int) -> tuple[np.ndarray, np.ndarray]:
     d = gen_dir / f"{partition:05d}"
     srcs, dsts = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-    for path in sorted(d.glob("*.parquet")) if d.is_dir() else []:
+    for path in sorted(d.glob("*.parquet")):  # a missing directory globs to nothing
         t = read_table(path)
         srcs.append(t.column("src").to_numpy())
         dsts.append(t.column("dst").to_numpy())

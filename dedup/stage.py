@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 from dedup import exact, lsh, minhash
 from dedup.components import connected_components, node_partition, read_edges, roots, write_edges
 from dedup.normalize import normalize_array, shingle_spans
-from pipeline.core.config import ConfigError
+from pipeline.core.config import at_least, require
 from pipeline.core.io import AnyPath, as_path, parquet_num_rows, parquet_schema, remove_tree
 from pipeline.core.schema import with_rejection
 from pipeline.core.shards import REJECTED_DIR, read_table, write_table
@@ -65,20 +65,15 @@ class DedupConfig:
     partitions: int = 0  # hash partitions for buckets and components; 0 = from the data size and workers
 
     def __post_init__(self) -> None:
-        if self.hash_function not in minhash.HASH_FUNCTIONS:
-            raise ConfigError(
-                f"dedup.hash_function: expected one of {', '.join(minhash.HASH_FUNCTIONS)}, got {self.hash_function!r}"
-            )
-        if self.verify not in VERIFY_MODES:
-            raise ConfigError(f"dedup.verify: expected one of {', '.join(VERIFY_MODES)}, got {self.verify!r}")
-        if not 0.0 < self.threshold < 1.0:
-            raise ConfigError(f"dedup.threshold: expected a value in (0, 1), got {self.threshold}")
-        if self.num_perm < 1 or self.shingle_size < 1:
-            raise ConfigError("dedup.num_perm and dedup.shingle_size must be positive")
-        if (self.bands > 0) != (self.rows > 0) or self.bands * self.rows > self.num_perm:
-            raise ConfigError(
-                f"dedup.bands/rows: set both (bands * rows <= num_perm = {self.num_perm}) or neither"
-            )
+        require(self.hash_function in minhash.HASH_FUNCTIONS, "hash_function",
+                f"expected one of {', '.join(minhash.HASH_FUNCTIONS)}, got {self.hash_function!r}")
+        require(self.verify in VERIFY_MODES, "verify", f"expected one of {', '.join(VERIFY_MODES)}, got {self.verify!r}")
+        require(0.0 < self.threshold < 1.0, "threshold", f"expected a value in (0, 1), got {self.threshold}")
+        at_least(self, 1, "num_perm", "shingle_size")
+        at_least(self, 0, "bands", "rows", "partitions", "all_pairs_max", "false_positive_weight",
+                 "false_negative_weight")
+        require((self.bands > 0) == (self.rows > 0) and self.bands * self.rows <= self.num_perm, "bands",
+                f"set bands and rows both (bands * rows <= num_perm = {self.num_perm}) or neither")
 
     def lsh_params(self) -> tuple[int, int]:
         """(bands, rows): as configured, or datasketch's optimum for threshold and num_perm."""
@@ -150,7 +145,7 @@ class _Context:
 
 
 def _read_dir(directory: AnyPath, columns: list[str] | None = None) -> pa.Table | None:
-    files = sorted(directory.glob("*.parquet")) if directory.is_dir() else []
+    files = sorted(directory.glob("*.parquet"))  # a missing directory globs to nothing
     tables = [read_table(f, columns) for f in files]
     return pa.concat_tables(tables) if tables else None
 

@@ -28,9 +28,16 @@ from typing import Any, ClassVar
 import numpy as np
 import pyarrow as pa
 
-from filters.evalsets import EvalSet, EvalSetError, load_eval_sets, parse_eval_spec, parse_eval_value
+from filters.evalsets import (
+    EvalSet,
+    EvalSetError,
+    load_eval_set,
+    load_eval_sets,
+    parse_eval_spec,
+    parse_eval_value,
+)
 from filters.ngrams import NgramIndex, word_spans, words
-from pipeline.core.config import ConfigError
+from pipeline.core.config import ConfigError, at_least, require
 from pipeline.core.io import AnyPath, as_path, sha256_file
 from pipeline.core.schema import with_rejection
 from pipeline.core.shards import REJECTED_DIR, read_json, read_table, write_json, write_table
@@ -55,6 +62,12 @@ class DecontamConfig:
     fragment_separator: str = "\n\n"
     ignore_frequent_ngrams: bool = False  # needs a counting pass over the corpus first
     frequent_ngram_min_docs: int = 10
+
+    def __post_init__(self) -> None:
+        at_least(self, 1, "ngram", "frequent_ngram_min_docs")
+        require(1 <= self.short_ngram <= self.ngram, "short_ngram",
+                f"need 1 <= short_ngram ({self.short_ngram}) <= ngram ({self.ngram})")
+        at_least(self, 0, "window_chars", "min_fragment_chars", "max_spans")
 
 
 @dataclass
@@ -295,6 +308,20 @@ class DecontamStage(GlobalStage):
             parse_eval_spec(spec)  # a clear error naming the spec, before any work
             name, _, value = spec.partition("=")
             config.evals[name.strip()] = value
+
+    @classmethod
+    def check_files(cls, config: DecontamConfig, where: str) -> None:
+        """Every eval set loads (its file is there, its fields are right, it holds items) before any
+        work starts; errors name the eval set's key."""
+        if not config.evals:
+            raise ConfigError(f'{where}.evals: name at least one eval set, as NAME = "PATH[:fields]"')
+        for name in sorted(config.evals):
+            key = f"{where}.evals.{name}"
+            path, fields = parse_eval_value(name, config.evals[name], where=key)
+            try:
+                load_eval_set(name, path, fields)
+            except EvalSetError as exc:
+                raise EvalSetError(f"{key}: {exc}") from None
 
     def eval_fingerprint(self) -> dict[str, str]:
         """sha256 of each eval file, by set name: the build key should include it, so that an edited

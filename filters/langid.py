@@ -38,11 +38,11 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from pipeline.core.config import from_mapping, merge_per_source
+from pipeline.core.config import at_least, fractions, from_mapping, merge_per_source
 from pipeline.core.extractor import registered_stage_defaults
 from pipeline.core.fasttext_model import bundled_lid_model_path, load_model, one_line, predict_top
 from pipeline.core.io import as_path, local_file
-from pipeline.core.stage import ShardResult, ShardStage, split_by_reason
+from pipeline.core.stage import ShardResult, ShardStage, check_file, split_by_reason
 
 NO_TEXT_LABEL = "und"
 
@@ -61,6 +61,9 @@ class LangPolicy:
     language_from_meta: str = ""
     min_score: float = 0.0
     exempt: bool = False  # scored, never rejected
+
+    def __post_init__(self) -> None:
+        fractions(self, "min_score")
 
 
 def _registered_policies() -> dict[str, LangPolicy]:
@@ -81,6 +84,9 @@ class LanguageIdConfig:
     default_policy: LangPolicy = field(default_factory=LangPolicy)  # label only, keep all
     windows: int = 3  # long texts are judged on this many windows ...
     window_chars: int = 1000  # ... of this many characters each
+
+    def __post_init__(self) -> None:
+        at_least(self, 1, "windows", "window_chars")
 
 
 def language_sample(text: str, windows: int = 3, window_chars: int = 1000) -> str:
@@ -187,6 +193,11 @@ class LanguageIdStage(ShardStage):
     def __init__(self, config: LanguageIdConfig | None = None) -> None:
         super().__init__(config)
         self.identifier: LanguageIdentifier | None = None
+
+    @classmethod
+    def check_files(cls, config: LanguageIdConfig, where: str) -> None:
+        if config.model_path:
+            check_file(config.model_path, f"{where}.model_path")
 
     def setup(self) -> None:
         self.identifier = LanguageIdentifier(self.config.model_path)

@@ -56,9 +56,9 @@ from filters.rules_gopher import (
     GopherRepetitionConfig,
     GopherRepetitionRules,
 )
-from pipeline.core.config import ConfigError, stable_hash
+from pipeline.core.config import ConfigError, at_least, positive, stable_hash
 from pipeline.core.extractor import registered_stage_defaults
-from pipeline.core.stage import ShardResult, ShardStage, split_by_reason
+from pipeline.core.stage import ShardResult, ShardStage, check_file, split_by_reason
 
 # The rule families by name, in scoring order: a family that cleans the text (c4) comes first, so
 # that the others score the cleaned text. A new family: one file with a RuleFamily, one line here.
@@ -128,8 +128,8 @@ class QualityConfig:
             (f"rules.{s}", f) for s, f in self.rules.items()
         ]:
             _check_families(families, f"quality config {where}")
-        if self.pareto_alpha <= 0:
-            raise ConfigError(f"quality config pareto_alpha: must be > 0, got {self.pareto_alpha}")
+        positive(self, "pareto_alpha")
+        at_least(self, 0, "min_tokens")
 
 
 def rules_for(config: QualityConfig, source: str) -> list[str]:
@@ -261,6 +261,11 @@ class QualityStage(ShardStage):
         super().__init__(config)
         self.classifier: QualityClassifier | None = None
         self.key: str | None = None
+
+    @classmethod
+    def check_files(cls, config: QualityConfig, where: str) -> None:
+        if config.classifier_model:
+            check_file(config.classifier_model, f"{where}.classifier_model")
 
     def setup(self) -> None:
         if self.config.classifier_model:

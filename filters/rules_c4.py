@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass, field
 
 from filters.rules import RuleFamily
+from pipeline.core.config import at_least
 
 CITATION_RE = re.compile(r"\[\d*\]|\[edit\]|\[citation needed\]", re.IGNORECASE)
 SENTENCE_END_RE = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s|$)")
@@ -50,6 +51,10 @@ class C4Config:
     reject_curly_bracket: bool = True
     bad_words: list[str] = field(default_factory=list)
     min_sentences: int = 5
+
+    def __post_init__(self) -> None:
+        at_least(self, 1, "max_word_length")
+        at_least(self, 0, "min_words_per_line", "min_sentences")
 
 
 STAT_NAMES = ["c4_lines_removed", "c4_sentences", "c4_lorem_ipsum", "c4_curly_bracket", "c4_bad_words"]

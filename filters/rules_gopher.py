@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from filters.rules import RuleFamily
+from pipeline.core.config import at_least, fractions, require
 
 PUNCTUATION = frozenset(string.punctuation + "«»‘’“”„‚–—…·•")
 BULLETS = ("•", "●", "○", "◦", "▪", "▫", "‣", "⁃", "-", "*", "–", "—")
@@ -76,6 +77,12 @@ class GopherQualityConfig:
     min_stop_words: int = 2
     stop_words: list[str] = field(default_factory=lambda: ["the", "be", "to", "of", "and", "that", "have", "with"])
 
+    def __post_init__(self) -> None:
+        at_least(self, 0, "min_words", "min_mean_word_length", "max_hash_ratio", "max_ellipsis_ratio", "min_stop_words")
+        at_least(self, self.min_words, "max_words")
+        at_least(self, self.min_mean_word_length, "max_mean_word_length")
+        fractions(self, "max_bullet_lines_frac", "max_ellipsis_lines_frac", "min_alpha_words_frac")
+
 
 @dataclass
 class GopherRepetitionConfig:
@@ -87,6 +94,13 @@ class GopherRepetitionConfig:
     max_dup_para_char_frac: float = 0.20
     max_top_ngram_char_frac: dict[str, float] = field(default_factory=_default_top_ngrams)
     max_dup_ngram_char_frac: dict[str, float] = field(default_factory=_default_dup_ngrams)
+
+    def __post_init__(self) -> None:
+        fractions(self, "max_dup_line_frac", "max_dup_para_frac", "max_dup_line_char_frac", "max_dup_para_char_frac")
+        for table in ("max_top_ngram_char_frac", "max_dup_ngram_char_frac"):
+            for n, limit in getattr(self, table).items():
+                require(n.isdigit() and int(n) >= 1, f"{table}.{n}", "the key must be an n-gram size >= 1")
+                require(0 <= limit <= 1, f"{table}.{n}", f"must be in [0, 1], got {limit!r}")
 
 
 # ------------------------------------------------------------------------------------------ quality

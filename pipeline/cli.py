@@ -29,7 +29,14 @@ def _add_runtime(p: argparse.ArgumentParser) -> None:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from pipeline.core.io import as_path, check_location
-    from pipeline.running.build import check_inputs, demo_environment, run_build, select_sources
+    from pipeline.running.build import (
+        EmptySourceError,
+        check_files,
+        check_inputs,
+        demo_environment,
+        run_build,
+        select_sources,
+    )
     from pipeline.versions.manifest import write_version
 
     config = load_build_config(Path(args.config), workdir=args.workdir)
@@ -41,8 +48,14 @@ def cmd_build(args: argparse.Namespace) -> int:
     sources = select_sources(config, args.sources.split(",") if args.sources else None)
     with demo_environment(config, workdir):
         check_inputs(config, sources)
+        check_files(config, sources)
         executor = _executor(args)
-        result = run_build(config, executor, sources=sources, workdir=workdir, until=args.until)
+        try:
+            result = run_build(config, executor, sources=sources, workdir=workdir, until=args.until,
+                               allow_empty=args.allow_empty)
+        except EmptySourceError as exc:
+            print(f"corpus: error: {exc}", file=sys.stderr)
+            return 1
         if result.stopped_after:
             print(f"stopped after {result.stopped_after}: {result.final_dirs[0]}")
             return 0
@@ -71,6 +84,7 @@ def cmd_stage(args: argparse.Namespace) -> int:
     cls = stage_class(args.command)
     config = _stage_config(args.command, args.config, cls)
     cls.apply_cli_arguments(config, args)
+    cls.check_files(config, f"{args.config}: stages.{args.command}" if args.config else f"stages.{args.command}")
     in_shards = stage_inputs([Path(d) for d in args.in_dirs])
     out = Path(args.out)
     stage = cls(config)
@@ -214,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="where corpus versions are written (default: corpus.out)")
     p.add_argument("--until", metavar="STAGE", help="stop after this stage (e.g. langid, to train a classifier "
                    "on its output first); no version is written")
+    p.add_argument("--allow-empty", action="store_true", help="build even when a source yields no document "
+                   "(by default such a build fails after extraction, naming the source)")
     _add_runtime(p)
     p.set_defaults(func=cmd_build)
 
@@ -299,6 +315,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ConfigError, InputError, UnknownSourceError, ShardError, StageFailed, AccountingError, TaskError,
-            ClusterError, MixError, FileNotFoundError, StorageError) as exc:
+            ClusterError, MixError, StorageError) as exc:
         print(f"corpus: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a missing file; the last resort: disk full, permission denied, a file for a directory
+        print(f"corpus: error: {os_error_message(exc)}", file=sys.stderr)
+        return 2
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line naming the path: `out/demo/x.parquet: No space left on device`."""
+    if exc.filename is None:
+        return str(exc)
+    path = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else str(exc.filename)
+    return f"{path}: {exc.strerror or exc}"

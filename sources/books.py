@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.config import at_least
 from pipeline.core.extractor import (
     Extractor,
     PlanContext,
@@ -63,6 +64,10 @@ class BooksConfig:
     # Reject files where no PG header/footer marker is found (else they are kept whole, flagged in meta).
     require_markers: bool = False
     strip_credits: bool = True  # drop the "Produced by ..." paragraph that follows the start marker
+
+    def __post_init__(self) -> None:
+        at_least(self, 1, "max_file_bytes")
+        at_least(self, 0, "min_body_chars")
 
 
 def edition_rank(path: Path) -> tuple[int, int, str]:

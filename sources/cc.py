@@ -29,8 +29,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, ClassVar
 from urllib.parse import urlsplit
 
+from pipeline.core.config import at_least, fractions, positive
 from pipeline.core.extractor import Extractor, PlanContext, WorkUnit, unit_key
 from pipeline.core.schema import Doc, Rejected
+from pipeline.core.stage import check_file
 from sources.html import HtmlConfig, decode_html, extract_text, rough_text, title_of
 from sources.inputs import input_files, open_input
 from sources.warc import WarcError, WarcRecord, iter_records
@@ -69,6 +71,11 @@ class CommonCrawlConfig:
     max_files: int = 0  # at most this many files per listing (0 = all), taken in listing order
     http_timeout_seconds: float = 60.0  # seconds to connect to / wait for data from an http(s) input
     http_retries: int = 5  # reconnects (with a Range request) after a dropped download
+
+    def __post_init__(self) -> None:
+        fractions(self, "lang_prefilter_min_confidence", "lang_prefilter_keep_score")
+        at_least(self, 0, "min_wet_chars", "max_files", "http_retries")
+        positive(self, "http_timeout_seconds")
 
 
 # --------------------------------------------------------------------------------- language guess
@@ -273,6 +280,11 @@ class CommonCrawlExtractor(Extractor):
         # quality classifier when one is configured (the Pile and GPT-3 used it on Common Crawl only).
         "quality": {"rules": ["c4", "min_tokens", "gopher_quality", "gopher_repetition"], "classifier": True},
     }
+
+    @classmethod
+    def check_files(cls, config: CommonCrawlConfig, where: str) -> None:
+        if config.languages and config.lang_model_path:
+            check_file(config.lang_model_path, f"{where}.lang_model_path")
 
     def setup(self) -> None:
         """Load the language model once per worker process, before the first file."""

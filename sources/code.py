@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import ClassVar
 
+from pipeline.core.config import at_least, fractions, positive
 from pipeline.core.extractor import Extractor, InputError, PlanContext, WorkUnit, file_fingerprint, unit_key
 from pipeline.core.io import is_remote, local_file, local_tree
 from pipeline.core.schema import Doc, Rejected
@@ -42,6 +43,11 @@ class CodeConfig:
     max_archive_members: int = 100_000  # an archive with more members is refused (a zip bomb guard)
     max_archive_bytes: int = 512 << 20  # total bytes read from one archive (held in memory for a tar)
     repo_name: dict[str, str] = field(default_factory=dict)  # input root -> name used in ids (default: its name)
+
+    def __post_init__(self) -> None:
+        at_least(self, 1, "max_file_bytes", "max_line_length", "max_archive_members", "max_archive_bytes")
+        positive(self, "max_mean_line_length")
+        fractions(self, "min_alnum_fraction")
 
 
 class CodeExtractor(Extractor):

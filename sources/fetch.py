@@ -87,13 +87,13 @@ class FetchConfig:
     allowed_address_classes: list[str] = field(default_factory=list)  # subset of ADDRESS_CLASSES
 
     def __post_init__(self) -> None:
-        from pipeline.core.config import ConfigError
+        from pipeline.core.config import at_least, positive, require
 
         unknown = sorted(set(self.allowed_address_classes) - set(ADDRESS_CLASSES))
-        if unknown:
-            raise ConfigError(f"fetch.allowed_address_classes: unknown {unknown}; known: {list(ADDRESS_CLASSES)}")
-        if self.concurrency < 1 or self.per_host_max_concurrent < 1:
-            raise ConfigError("fetch.concurrency and fetch.per_host_max_concurrent must be >= 1")
+        require(not unknown, "allowed_address_classes", f"unknown {unknown}; known: {list(ADDRESS_CLASSES)}")
+        at_least(self, 1, "concurrency", "per_host_max_concurrent", "max_bytes")
+        positive(self, "connect_timeout_s", "read_timeout_s", "max_seconds_per_url")
+        at_least(self, 0, "retries", "backoff_s", "per_host_interval_s", "max_redirects")
 
 
 # ------------------------------------------------------------------------------------- SSRF guard

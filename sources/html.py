@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from pipeline.core.config import at_least
+
 BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
 # WHATWG: labels that browsers decode with a superset codec.
 CODEC_SUPERSETS = {"ascii": "cp1252", "latin_1": "cp1252", "iso8859-1": "cp1252", "gb2312": "gb18030", "gbk": "gb18030"}
@@ -57,6 +59,10 @@ class HtmlConfig:
     max_html_bytes: int = 2 << 20  # larger pages are rejected before parsing (`html-too-large`)
     max_tree_elements: int = 50_000  # trafilatura's MAX_TREE_SIZE: bigger DOMs are given up
     time_limit_seconds: float = 10.0  # per page; 0 disables (only enforced in a main thread)
+
+    def __post_init__(self) -> None:
+        at_least(self, 0, "min_extracted_chars", "min_text_chars", "time_limit_seconds")
+        at_least(self, 1, "max_html_bytes", "max_tree_elements")
 
 
 @dataclass

@@ -62,7 +62,7 @@ from pipeline.core.extractor import (
 from pipeline.core.io import as_path, local_file, local_mirror, write_json, write_table
 from pipeline.core.schema import Doc, Rejected
 from sources.archive import Outcome, WarcArchive
-from sources.cc import CommonCrawlConfig, RecordExtractor
+from sources.cc import CommonCrawlConfig, CommonCrawlExtractor, RecordExtractor
 from sources.fetch import FetchConfig, Fetcher
 from sources.pushshift import (
     DEFAULT_BLOCKED_DOMAINS,
@@ -115,10 +115,11 @@ class RedditConfig:
     extraction: CommonCrawlConfig = field(default_factory=CommonCrawlConfig)
 
     def __post_init__(self) -> None:
-        from pipeline.core.config import ConfigError
+        from pipeline.core.config import at_least, positive
 
-        if self.partitions < 1:
-            raise ConfigError(f"reddit.partitions must be >= 1, got {self.partitions}")
+        at_least(self, 1, "partitions")
+        at_least(self, 0, "min_score")
+        positive(self, "download_timeout_s")
 
     def rules(self) -> UrlRules:
         return UrlRules.of(self.blocked_domains, self.blocked_extensions, self.drop_over_18)
@@ -312,6 +313,10 @@ class RedditExtractor(Extractor):
     def __init__(self, config: RedditConfig | None = None) -> None:
         super().__init__(config)
         self._records: RecordExtractor | None = None
+
+    @classmethod
+    def check_files(cls, config: RedditConfig, where: str) -> None:
+        CommonCrawlExtractor.check_files(config.extraction, f"{where}.extraction")
 
     def setup(self) -> None:
         """Load the extraction models once per worker process."""

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from pipeline.core.config import at_least, positive
 from pipeline.core.extractor import Extractor, PlanContext, WorkUnit, unit_key
 from pipeline.core.io import as_path
 from pipeline.core.schema import Doc, Rejected
@@ -52,6 +53,10 @@ class WikipediaConfig:
     keep_headings: bool = True  # keep section titles
     # File-namespace aliases the siteinfo does not list (e.g. Vietnamese "Hình").
     extra_file_namespaces: list[str] = field(default_factory=lambda: ["Hình", "Datei", "Fichier", "Bild"])
+
+    def __post_init__(self) -> None:
+        positive(self, "http_timeout_seconds")
+        at_least(self, 0, "http_retries", "min_text_chars")
 
 
 @dataclass

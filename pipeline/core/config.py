@@ -1,7 +1,11 @@
 """Config helpers: TOML tables mapped onto dataclasses, with errors that name the offending key; stable hashes.
 
 Every stage and extractor declares a config dataclass; `from_mapping` fills it from a TOML table and
-rejects unknown keys and wrongly typed values before any work starts.
+rejects unknown keys and wrongly typed values before any work starts. Values out of range are the
+dataclass's own business: its `__post_init__` checks them (`at_least`, `positive`, `fractions`,
+`require`), raising `ConfigValueError` with the field's name, and `from_mapping` puts the file and the
+table in front, so that `validation_fraction = 1.5` fails at load as
+`configs/x.toml: outputs.mix.validation_fraction: must be in [0, 1), got 1.5`.
 """
 
 from __future__ import annotations
@@ -20,6 +24,43 @@ class ConfigError(ValueError):
     """A config problem; the message names the file and the key."""
 
 
+class ConfigValueError(ConfigError):
+    """A value a config dataclass's `__post_init__` rejects. `key` is the field's name within the class
+    (dotted for an entry of a table field, `epochs.wikipedia`); `from_mapping` names the file and the
+    table in front of it."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key, self.message = key, message
+
+
+def require(ok: bool, key: str, message: str) -> None:
+    """For `__post_init__`: raise ConfigValueError(key, message) unless `ok`."""
+    if not ok:
+        raise ConfigValueError(key, message)
+
+
+def at_least(config: Any, minimum: float, *names: str) -> None:
+    """For `__post_init__`: each named field of `config` is >= `minimum`."""
+    for name in names:
+        value = getattr(config, name)
+        require(value >= minimum, name, f"must be >= {minimum}, got {value!r}")
+
+
+def positive(config: Any, *names: str) -> None:
+    """For `__post_init__`: each named field of `config` is > 0."""
+    for name in names:
+        value = getattr(config, name)
+        require(value > 0, name, f"must be > 0, got {value!r}")
+
+
+def fractions(config: Any, *names: str) -> None:
+    """For `__post_init__`: each named field of `config` is in [0, 1]."""
+    for name in names:
+        value = getattr(config, name)
+        require(0 <= value <= 1, name, f"must be in [0, 1], got {value!r}")
+
+
 def from_mapping(cls: type, data: Any, where: str) -> Any:
     """Build dataclass `cls` from `data`; `where` is the key path used in error messages."""
     if not isinstance(data, dict):
@@ -34,7 +75,10 @@ def from_mapping(cls: type, data: Any, where: str) -> Any:
             + f"; known keys: {', '.join(sorted(names))}"
         )
     kwargs = {k: _coerce(hints[k], v, f"{where}.{k}") for k, v in data.items()}
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)  # its __post_init__, if any, checks the values
+    except ConfigValueError as exc:
+        raise ConfigError(f"{where}.{exc.key}: {exc.message}") from None
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:

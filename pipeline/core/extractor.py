@@ -63,6 +63,12 @@ class Extractor:
     def __init__(self, config: Any | None = None) -> None:
         self.config = config if config is not None else self.config_class()
 
+    @classmethod
+    def check_files(cls, config: Any, where: str) -> None:
+        """The pre-flight of `corpus build`, before any work starts: every file the extractor will read
+        with `config` besides its inputs (models) is there. `where` names the source's config table
+        (`configs/x.toml: sources.cc`); an error names it and the key (see `StageHooks.check_files`)."""
+
     def setup(self) -> None:
         """Load heavy state (models); called once per worker process before `extract`."""
 

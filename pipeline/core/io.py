@@ -345,8 +345,6 @@ class RemotePath:
             if "a" in mode:
                 raise StorageError(f"{self}: object storage cannot append")
             return _RemoteWriter(self, text="b" not in mode, encoding=encoding or "utf-8")  # type: ignore[return-value]
-        if self._info().type == pafs.FileType.NotFound:
-            raise FileNotFoundError(f"{self}: not found")
         raw = _retrying(self._uri, "open", lambda: self.fs.open_input_file(self.fs_path))
         if "b" in mode:
             return raw  # type: ignore[return-value]
@@ -354,11 +352,9 @@ class RemotePath:
 
     def read_bytes(self) -> bytes:
         def read() -> bytes:
-            with self.fs.open_input_file(self.fs_path) as f:
+            with self.fs.open_input_stream(self.fs_path, compression=None) as f:
                 return f.read()
 
-        if self._info().type == pafs.FileType.NotFound:
-            raise FileNotFoundError(f"{self}: not found")
         return _retrying(self._uri, "read", read)
 
     def read_text(self, encoding: str = "utf-8") -> str:
@@ -603,7 +599,8 @@ def parquet_bytes(table: pa.Table) -> bytes:
 def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
     p = as_path(path)
     if isinstance(p, RemotePath):
-        return _retrying(str(p), "read", lambda: pq.read_table(p.fs_path, columns=columns, filesystem=p.fs))
+        # one GET of the whole object (shards are bounded), not a HEAD and a ranged GET per column chunk
+        return pq.read_table(pa.BufferReader(p.read_bytes()), columns=columns)
     return pq.read_table(p, columns=columns)
 
 

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.core.config import ConfigError
+from pipeline.core.io import as_path
 from pipeline.core.schema import with_rejection
 
 T = TypeVar("T")
@@ -44,6 +45,13 @@ class StageHooks:
     @classmethod
     def apply_cli_arguments(cls, config: Any, args: Any) -> None:
         """Fold the options of `add_cli_arguments` into the stage's config; raise on a bad value."""
+
+    @classmethod
+    def check_files(cls, config: Any, where: str) -> None:
+        """The pre-flight of `corpus build` and `corpus <stage>`, before any work starts: every file
+        the stage will read with `config` besides its input shards (models, eval sets) is there and,
+        as far as that is cheap to tell, usable. `where` names the stage's config table
+        (`configs/x.toml: stages.decontam`); an error (ConfigError, InputError) names it and the key."""
 
     #: The config dataclass of one source's settings for this stage (langid: `LangPolicy`), or None
     #: for a stage without per-source settings. Sources declare theirs as data, under the stage's
@@ -130,6 +138,12 @@ class GlobalStage(StageHooks):
 
     def run(self, in_shards: list[Path], out_dir: Path, scratch: Path, executor: Executor) -> None:
         raise NotImplementedError  # pragma: no cover - abstract
+
+
+def check_file(path: str, key: str) -> None:
+    """For `check_files`: the file (local or a URI) set at config key `key` must exist."""
+    if not as_path(path).is_file():
+        raise ConfigError(f"{key}: file not found: {path}")
 
 
 def split_by_reason(

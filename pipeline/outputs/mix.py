@@ -25,7 +25,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.core.config import stable_hash, to_plain
+from pipeline.core.config import at_least, fractions, require, stable_hash, to_plain
 from pipeline.core.io import AnyPath, as_path, parquet_bytes, remove_tree, sha256_file, write_bytes_atomic
 from pipeline.core.schema import with_rejection
 from pipeline.core.shards import REJECTED_DIR, read_json, read_table, write_json, write_table
@@ -53,6 +53,17 @@ class MixConfig:
     test_fraction: float = 0.01  # share of documents held out for test (chosen per document id)
     # Text bytes per output shard (the partition size of the shuffle).
     shard_max_bytes: int = 256 << 20
+
+    def __post_init__(self) -> None:
+        fractions(self, "validation_fraction", "test_fraction")
+        v, t = self.validation_fraction, self.test_fraction
+        require(v + t < 1, "test_fraction", f"validation_fraction + test_fraction must be < 1, got {v} + {t}")
+        at_least(self, 0, "default_epochs")
+        at_least(self, 1, "shard_max_bytes")
+        require(not (self.epochs and self.weights), "weights", "set either epochs or weights, not both")
+        for table in ("epochs", "weights"):
+            for source, value in getattr(self, table).items():
+                require(value >= 0, f"{table}.{source}", f"must be >= 0, got {value!r}")
 
 
 class MixError(ValueError):

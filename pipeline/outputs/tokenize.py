@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.core.config import stable_hash, to_plain
+from pipeline.core.config import at_least, require, stable_hash, to_plain
 from pipeline.core.io import AnyPath, as_path, local_file, makedirs, write_bytes_atomic
 from pipeline.core.shards import TASKS_DIR, ShardError, read_json, write_json
 from pipeline.core.shards import sha256_file as file_sha256
@@ -27,6 +27,8 @@ from pipeline.outputs.textshards import open_parquet
 from pipeline.outputs.token_shards import TokenShardWriter, token_itemsize, write_index
 
 TOKENIZE_VERSION = "1"
+MAX_ZSTD_LEVEL = 22  # zstd's highest compression level
+MIN_BPE_VOCAB = 256 + 1  # a byte-level BPE holds every byte, plus the EOS token
 
 
 @dataclass
@@ -48,6 +50,10 @@ class TokenizeConfig:
     # Input shards per task: more amortizes task start-up on many small shards; output is the same.
     shards_per_task: int = 1
 
+    def __post_init__(self) -> None:
+        at_least(self, 1, "shard_max_tokens", "frame_tokens", "batch_docs", "shards_per_task")
+        require(self.zstd_level <= MAX_ZSTD_LEVEL, "zstd_level", f"must be <= {MAX_ZSTD_LEVEL}, got {self.zstd_level}")
+
 
 @dataclass
 class LoadedTokenizer:
@@ -67,10 +73,10 @@ def load_tokenizer(path: str | os.PathLike, eos_token: str) -> LoadedTokenizer:
     from tokenizers import Tokenizer
 
     if not str(path):
-        raise FileNotFoundError("tokenizer file not found: '' (set tokenize.tokenizer)")
+        raise FileNotFoundError("tokenizer file not found: '' (set outputs.tokenize.tokenizer)")
     path = as_path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"tokenizer file not found: {path!s} (set tokenize.tokenizer)")
+        raise FileNotFoundError(f"tokenizer file not found: {path!s} (set outputs.tokenize.tokenizer)")
     local = local_file(path)  # the file itself, or a cached copy keyed by the object's size and mtime
     key = (str(local.resolve()), eos_token)
     if key not in _TOKENIZERS:
@@ -261,8 +267,8 @@ def train_tokenizer(
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    if vocab_size < 256 + 1:
-        raise ValueError(f"vocab_size {vocab_size} is too small for a byte-level BPE (>= 257)")
+    if vocab_size < MIN_BPE_VOCAB:
+        raise ValueError(f"vocab_size {vocab_size} is too small for a byte-level BPE (>= {MIN_BPE_VOCAB})")
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tok.decoder = decoders.ByteLevel()

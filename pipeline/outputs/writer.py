@@ -19,12 +19,19 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from pipeline.core.config import ConfigError, at_least, require
 from pipeline.core.io import AnyPath, as_path
 from pipeline.core.stage import Executor
 from pipeline.outputs.megatron import export_megatron
 from pipeline.outputs.mix import SPLITS, MixConfig, mix, split_shards
 from pipeline.outputs.textshards import write_text_shards
-from pipeline.outputs.tokenize import TokenizeConfig, tokenize_shards, train_tokenizer
+from pipeline.outputs.tokenize import (
+    MIN_BPE_VOCAB,
+    TokenizeConfig,
+    load_tokenizer,
+    tokenize_shards,
+    train_tokenizer,
+)
 
 
 @dataclass
@@ -42,6 +49,27 @@ class OutputsConfig:
     text_shards: bool = True  # write `text/<split>/*.jsonl.zst` (lm_dataformat layout)
     megatron: bool = False  # also export each split's token shards as Megatron `.bin/.idx`
 
+    def __post_init__(self) -> None:
+        require(self.train_vocab_size == 0 or self.train_vocab_size >= MIN_BPE_VOCAB, "train_vocab_size",
+                f"must be 0 (no tokenizer trained) or >= {MIN_BPE_VOCAB} (a byte-level BPE), got {self.train_vocab_size}")
+        at_least(self, 0, "train_max_bytes")
+
+
+def check_files(config: OutputsConfig, where: str) -> None:
+    """Before any work starts: the tokenizer the outputs need is there, loads, and holds the EOS token
+    (or one is trained here). `where` names the `[outputs]` table; errors name it and the key."""
+    tokenizer, key = config.tokenize.tokenizer, f"{where}.tokenize.tokenizer"
+    if not tokenizer:
+        if config.train_vocab_size <= 0:
+            raise ConfigError(f"{key}: set a tokenizers tokenizer.json, or train_vocab_size to train one here")
+        return
+    if not as_path(tokenizer).is_file():
+        raise ConfigError(f"{key}: tokenizer file not found: {tokenizer}")
+    try:
+        load_tokenizer(tokenizer, config.tokenize.eos_token)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+
 
 def write_outputs(in_shards: list[AnyPath], out_dir: str | os.PathLike, config: OutputsConfig,
                   executor: Executor) -> dict[str, Any]:
@@ -53,7 +81,7 @@ def write_outputs(in_shards: list[AnyPath], out_dir: str | os.PathLike, config: 
     tokenize = config.tokenize
     if not tokenize.tokenizer:
         if config.train_vocab_size <= 0:
-            raise ValueError("outputs: set tokenize.tokenizer (a tokenizer.json) or train_vocab_size")
+            raise ConfigError("outputs.tokenize.tokenizer: set a tokenizers tokenizer.json, or train_vocab_size")
         path = train_tokenizer(splits["train"], out_dir / "tokenizer.json", config.train_vocab_size,
                                eos_token=tokenize.eos_token or "<|endoftext|>",
                                max_train_bytes=config.train_max_bytes or None)

@@ -10,9 +10,11 @@ import contextlib
 import os
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.core import accounting
 from pipeline.core.config import ConfigError, stable_hash, to_plain
 from pipeline.core.extractor import InputError, PlanContext, WorkUnit, expand_inputs
 from pipeline.core.io import AnyPath, as_path, cache_dir, copy_file, is_remote
@@ -48,6 +50,28 @@ class BuildResult:
     started: float = 0.0  # time.time() when run_build began: run.json's `started`
 
 
+class EmptySourceError(RuntimeError):
+    """A source whose extraction kept no document (no input records, all rejected, all failed): a
+    build from it would be silently empty (`corpus build` exits 1; `--allow-empty` builds anyway)."""
+
+
+def empty_source(name: str, step: StepResult) -> str | None:
+    """What went wrong when the extraction step of source `name` kept no document, else None."""
+    counts = step.report.counts
+    totals = accounting.totals(counts)
+    if totals["kept_docs"]:
+        return None
+    reasons: Counter = Counter()
+    for c in counts.values():
+        reasons.update(c.get("reasons", {}))
+    detail = f"{len(step.inputs)} input(s), {totals['in_docs']:,} records read"
+    if totals["rejected_docs"]:
+        detail += ", all rejected: " + ", ".join(f"{r} {n:,}" for r, n in reasons.most_common(3))
+    if step.report.failed:
+        detail += f"; {len(step.report.failed)} input(s) FAILED"
+    return f"source {name} yielded no documents ({detail})"
+
+
 def select_sources(config: BuildConfig, names: list[str] | None) -> list[str]:
     if not names:
         if not config.sources:
@@ -74,6 +98,20 @@ def check_inputs(config: BuildConfig, sources: list[str]) -> None:
             raise InputError(f"sources.{name}: {exc}") from None
 
 
+def check_files(config: BuildConfig, sources: list[str]) -> None:
+    """Every file the build will read besides its inputs (models, eval sets, the tokenizer), checked by
+    the extractor, stage or outputs that reads it (their `check_files`), before any work starts: a
+    missing eval set fails now, not after hours of dedup. Errors name the config file and the key."""
+    for name in sources:
+        extractor_class(name).check_files(config.sources[name].options, f"{config.path}: sources.{name}")
+    for name, stage_config in config.stages.items():
+        stage_class(name).check_files(stage_config, f"{config.path}: stages.{name}")
+    if config.outputs is not None:
+        from pipeline.outputs.writer import check_files as check_output_files
+
+        check_output_files(config.outputs, f"{config.path}: outputs")
+
+
 def _finished(out_dir: AnyPath) -> bool:
     """A step is reusable when its `_stage.json` exists and lists no failed task (those are retried)."""
     path = out_dir / STAGE_FILE
@@ -96,8 +134,12 @@ def run_build(
     workdir: str | os.PathLike,
     log=print,
     until: str | None = None,
+    allow_empty: bool = False,
 ) -> BuildResult:
-    """Run every step; `until` (a stage name) stops after that stage, with no outputs and no version."""
+    """Run every step; `until` (a stage name) stops after that stage, with no outputs and no version.
+
+    A source whose extraction keeps no document stops the build after extraction with an
+    EmptySourceError naming it, unless `allow_empty` (then it is a WARNING line)."""
     if until and until not in config.stages and until not in {stage_class(n).name for n in config.stages}:
         raise ConfigError(f"--until {until}: no such stage in this build ({', '.join(config.stages) or 'none'})")
     from pipeline.running.fingerprints import FingerprintCache
@@ -132,6 +174,11 @@ def run_build(
                           section=f"sources.{name}")
         steps.append(step)
         upstream.append(step)
+    empty = [m for m in (empty_source(name, step) for name, step in zip(sources, steps, strict=True)) if m]
+    if empty and not allow_empty:
+        raise EmptySourceError("; ".join(empty) + "; nothing to build from it (--allow-empty builds anyway)")
+    for message in empty:
+        log(f"WARNING: {message}")
 
     for stage_name in config.stages:  # config order; load_build_config checked it against PIPELINE_ORDER
         cls = stage_class(stage_name)

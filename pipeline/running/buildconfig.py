@@ -11,7 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.core.config import WORKDIR_VAR, ConfigError, from_mapping, load_toml, stable_hash, to_plain
+from pipeline.core.config import (
+    WORKDIR_VAR,
+    ConfigError,
+    from_mapping,
+    load_toml,
+    require,
+    stable_hash,
+    to_plain,
+)
 from pipeline.core.extractor import Extractor, stage_defaults_of
 from pipeline.core.stage import StageHooks
 from pipeline.running.configpaths import keyed_config, keyed_paths, resolve_config_paths, resolve_path
@@ -30,6 +38,11 @@ class CorpusConfig:
     # on 127.0.0.1:demo_port) first.
     demo: bool = False
     demo_port: int = 18765  # the port of the demo's local web server
+
+    def __post_init__(self) -> None:
+        require(bool(self.name) and "/" not in self.name and self.name not in (".", ".."), "name",
+                f"must be a directory name, got {self.name!r}")
+        require(1 <= self.demo_port <= 65535, "demo_port", f"must be a TCP port (1-65535), got {self.demo_port}")
 
 
 LOCATION_KEYS = ("workdir", "out", "manifests_dir")

@@ -103,18 +103,24 @@ def _finish_task(out_dir: AnyPath, name: str, counts: dict[str, Any], outputs: l
 
 
 def _existing_record(out_dir: AnyPath, name: str) -> dict[str, Any] | None:
-    path = out_dir / TASKS_DIR / f"{name}.json"
-    if path.exists():
-        return {**read_json(path), "reused": True}
-    return None
+    try:
+        return {**read_json(out_dir / TASKS_DIR / f"{name}.json"), "reused": True}
+    except FileNotFoundError:
+        return None
 
 
-def shard_task(args: tuple[type, Any, str, str]) -> dict[str, Any]:
+def _recorded(out_dir: AnyPath) -> set[str]:
+    """The tasks with a record, from one listing: a task the listing does not show skips its own check
+    (on object storage a request per task); one finished meanwhile by another build is redone, same bytes."""
+    return {p.stem for p in (out_dir / TASKS_DIR).glob("*.json")}
+
+
+def shard_task(args: tuple[type, Any, str, str, bool]) -> dict[str, Any]:
     """Apply one shard stage to one input shard; the output shards keep the input's file name."""
-    cls, config, in_path, out_dir_s = args
+    cls, config, in_path, out_dir_s, recorded = args
     started = time.perf_counter()
     out_dir, name = as_path(out_dir_s), as_path(in_path).stem
-    if (rec := _existing_record(out_dir, name)) is not None:
+    if recorded and (rec := _existing_record(out_dir, name)) is not None:
         return rec
     table = read_table(in_path)
     stage = _stage_instance(cls, config)
@@ -127,12 +133,12 @@ def shard_task(args: tuple[type, Any, str, str]) -> dict[str, Any]:
     return _finish_task(out_dir, name, counts, [f"{name}.parquet"], [f"{name}.parquet"], started)
 
 
-def extract_task(args: tuple[type, Any, WorkUnit, str]) -> dict[str, Any]:
+def extract_task(args: tuple[type, Any, WorkUnit, str, bool]) -> dict[str, Any]:
     """Extract one work unit into parts of bounded size; the task record makes the unit done."""
-    cls, config, unit, out_dir_s = args
+    cls, config, unit, out_dir_s, recorded = args
     started = time.perf_counter()
     out_dir = as_path(out_dir_s)
-    if (rec := _existing_record(out_dir, unit.key)) is not None:
+    if recorded and (rec := _existing_record(out_dir, unit.key)) is not None:
         return rec
     extractor = _stage_instance(cls, config)
     stage_name = f"extract:{cls.name}"
@@ -235,7 +241,8 @@ def run_extract(
     out_dir = as_path(out_dir)
     _prepare_dir(out_dir)
     report = StageReport(f"extract:{extractor.name}", out_dir, shards_total=len(units))
-    items = [(type(extractor), extractor.config, u, str(out_dir)) for u in units]
+    done = _recorded(out_dir)
+    items = [(type(extractor), extractor.config, u, str(out_dir), u.key in done) for u in units]
     results = executor.map(extract_task, items, desc=report.name, return_failures=True)
     _collect(report, results, items, lambda it: it[2].payload.get("path") or it[2].key)
     ids = [read_table(out_dir / name, columns=["id"]) for name in sorted(report.outputs)]
@@ -251,7 +258,8 @@ def run_shard_stage(stage: ShardStage, in_shards: list[AnyPath], out_dir: str | 
     _check_unique_names(in_shards)
     _prepare_dir(out_dir)
     report = StageReport(stage.name, out_dir, shards_total=len(in_shards))
-    items = [(type(stage), stage.config, str(p), str(out_dir)) for p in in_shards]
+    done = _recorded(out_dir)
+    items = [(type(stage), stage.config, str(p), str(out_dir), p.stem in done) for p in in_shards]
     results = executor.map(shard_task, items, desc=stage.name, return_failures=True)
     _collect(report, results, items, lambda it: it[2])
     if report.failed:

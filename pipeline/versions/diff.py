@@ -46,12 +46,46 @@ def _ledger(manifest_path: AnyPath, manifest: dict, key: str) -> dict[str, tuple
                                                  t["stage"].to_pylist(), t["reason"].to_pylist(), strict=True)}
 
 
+def step_order(a: dict, b: dict) -> list[str]:
+    """The steps of two manifests in pipeline order (their `stages` lists): B's, with each step only
+    A has placed after the step it follows in A."""
+    order = [st["name"] for st in b["stages"]]
+    at = -1
+    for st in a["stages"]:
+        if st["name"] in order:
+            at = order.index(st["name"])
+        else:
+            at += 1
+            order.insert(at, st["name"])
+    return order
+
+
+def _config_sections(a: dict, b: dict, steps: list[str]) -> list[str]:
+    """The config tables in pipeline order: corpus, each step's table (sources, then stages), outputs."""
+    section = {st["name"]: st.get("config_section", "") for m in (a, b) for st in m["stages"]}
+    return ["corpus", *(section[s] for s in steps if section.get(s)), "outputs"]
+
+
+def _section_rank(key: str, sections: list[str]) -> int:
+    ranks = [i for i, s in enumerate(sections) if key == s or key.startswith(s + ".")]
+    return max(ranks, key=lambda i: len(sections[i])) if ranks else len(sections)
+
+
+COUNT_ORDER = ("in_docs", "kept_docs", "rejected_docs")
+
+
 def diff_manifests(a_path: str | os.PathLike, b_path: str | os.PathLike) -> dict[str, Any]:
+    """Everything that differs between two versions; steps, config tables and counts in pipeline order."""
     a_path, b_path = resolve_manifest(a_path), resolve_manifest(b_path)
     a, b = read_json(a_path), read_json(b_path)
+    steps = step_order(a, b)
+    rank = {name: i for i, name in enumerate(steps)}
+    sections = _config_sections(a, b, steps)
     which = "effective" if "effective" in a["config"] and "effective" in b["config"] else "resolved"
     fa, fb = flatten(a["config"][which]), flatten(b["config"][which])
-    config = [{"key": k, "a": fa.get(k), "b": fb.get(k)} for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
+    config = [{"key": k, "a": fa.get(k), "b": fb.get(k)}
+              for k in sorted(set(fa) | set(fb), key=lambda k: (_section_rank(k, sections), k))
+              if fa.get(k) != fb.get(k)]
 
     inputs = []
     for source in sorted(set(a.get("inputs", {})) | set(b.get("inputs", {}))):
@@ -72,10 +106,13 @@ def diff_manifests(a_path: str | os.PathLike, b_path: str | os.PathLike) -> dict
                     out[(st["name"], src, f"reason:{reason}")] = n
         return out
 
+    def count_rank(k: tuple) -> tuple:  # pipeline order; per source in, kept, rejected, then reasons
+        return (rank.get(k[0], len(rank)), k[1], COUNT_ORDER.index(k[2]) if k[2] in COUNT_ORDER else 3, k[2])
+
     ca, cb = stage_counts(a), stage_counts(b)
     accounting = [{"stage": k[0], "source": k[1], "count": k[2], "a": ca.get(k, 0), "b": cb.get(k, 0),
                    "delta": cb.get(k, 0) - ca.get(k, 0)}
-                  for k in sorted(set(ca) | set(cb)) if ca.get(k, 0) != cb.get(k, 0)]
+                  for k in sorted(set(ca) | set(cb), key=count_rank) if ca.get(k, 0) != cb.get(k, 0)]
 
     oa = {o["path"]: o["sha256"] for o in a["outputs"]}
     ob = {o["path"]: o["sha256"] for o in b["outputs"]}
@@ -125,8 +162,7 @@ def diff_time(a: dict, run_a: dict | None, b: dict, run_b: dict | None) -> dict[
     out: dict[str, Any] = {"a": sa is not None, "b": sb is not None, "steps": []}
     if sa is None or sb is None:
         return out
-    names = list(dict.fromkeys([st["name"] for st in a["stages"]] + [st["name"] for st in b["stages"]]
-                               + list(sa) + list(sb)))
+    names = list(dict.fromkeys(step_order(a, b) + list(sa) + list(sb)))
     for name in names:
         x, y = sa.get(name), sb.get(name)
         out["steps"].append({"step": name, "a": x, "b": y,
@@ -151,7 +187,7 @@ def format_diff(d: dict[str, Any]) -> str:
         lines.append("inputs:")
         lines += [f"  {i['change']}: {i['source']} {i['input']}" for i in d["inputs"]]
     docs = d["documents"]
-    if docs.get("available"):
+    if docs.get("available") and any(docs[kind] for kind in ("added", "removed", "changed", "removed_by")):
         lines.append("documents:")
         for kind in ("added", "removed", "changed"):
             if docs[kind]:

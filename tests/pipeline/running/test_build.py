@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.cli import main
 from pipeline.core.config import ConfigError
 from pipeline.core.extractor import InputError
 from pipeline.core.shards import read_json
@@ -159,3 +160,130 @@ def test_killed_build_resumes_without_recomputing_finished_shards(tmp_path):
     resumed = {p.name: p.read_bytes() for p in stage_root.glob("*/*.parquet")}
     fresh = {p.name: p.read_bytes() for p in (tmp_path / "w2" / "stages" / "min_words").glob("*/*.parquet")}
     assert resumed == fresh
+
+
+# ------------------------------------------------------------------ values and files checked up front
+
+
+@pytest.mark.parametrize(("extra", "key", "message"), [
+    ("[outputs.mix]\nvalidation_fraction = 1.5\n", "outputs.mix.validation_fraction", "must be in [0, 1], got 1.5"),
+    ("[outputs]\ntrain_vocab_size = -1\n", "outputs.train_vocab_size", "got -1"),
+    ('[sources.reddit]\ninputs = ["RS_x.zst"]\n[sources.reddit.fetch]\nper_host_interval_s = -5\n',
+     "sources.reddit.fetch.per_host_interval_s", "must be >= 0, got -5.0"),
+    ('[sources.reddit]\ninputs = ["RS_x.zst"]\nmin_score = -3\n', "sources.reddit.min_score", "must be >= 0, got -3"),
+    ("[stages.langid.policies.cc]\nmin_score = 2.0\n", "stages.langid.policies.cc.min_score", "must be in [0, 1]"),
+    ("[stages.decontam]\nngram = 5\nshort_ngram = 8\n", "stages.decontam.short_ngram", "<= ngram (5)"),
+])
+def test_out_of_range_values_fail_at_load_naming_file_and_key(tmp_path, extra, key, message):
+    write_jsonl_inputs(tmp_path / "in", 1, 5)
+    cfg = write_config(tmp_path / "c.toml", inputs=f"{tmp_path}/in/*.jsonl", workdir=tmp_path / "w",
+                       out=tmp_path / "o", extra=extra)
+    with pytest.raises(ConfigError) as exc:
+        load_build_config(cfg)
+    assert str(exc.value).startswith(f"{cfg}: {key}: ") and message in str(exc.value)
+
+
+def _eval_file(tmp_path: Path) -> Path:
+    path = tmp_path / "evals" / "qa.jsonl"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text('{"question": "what is the thirteen word question of this small test set", "answer": "yes"}\n')
+    return path
+
+
+@pytest.mark.parametrize(("extra", "key", "message"), [
+    ('[stages.decontam]\nevals = {{ qa = "{tmp}/evals/missing.jsonl:question,answer" }}\n',
+     "stages.decontam.evals.qa", "file not found: {tmp}/evals/missing.jsonl"),
+    ('[stages.decontam]\nevals = {{ qa = "{tmp}/evals/qa.jsonl:question,answr" }}\n',
+     "stages.decontam.evals.qa", "no field 'answr'"),
+    ("[stages.decontam]\n", "stages.decontam.evals", "name at least one eval set"),
+    ('[stages.langid]\nmodel_path = "{tmp}/lid.176.bin"\n', "stages.langid.model_path", "file not found"),
+    ('[outputs.tokenize]\ntokenizer = "{tmp}/nope.tokenizer.json"\n', "outputs.tokenize.tokenizer",
+     "tokenizer file not found: {tmp}/nope.tokenizer.json"),
+    ("[outputs]\nmegatron = false\n", "outputs.tokenize.tokenizer", "set a tokenizers tokenizer.json, or train_vocab_size"),
+])
+def test_build_checks_every_file_it_will_read_before_any_work(tmp_path, capsys, extra, key, message):
+    """Eval sets, models and the tokenizer are checked by the steps that read them before extraction
+    starts (these failed after dedup, or after the whole pipeline, before)."""
+    write_jsonl_inputs(tmp_path / "in", 1, 5)
+    _eval_file(tmp_path)
+    cfg = write_config(tmp_path / "c.toml", inputs=f"{tmp_path}/in/*.jsonl", workdir=tmp_path / "w",
+                       out=tmp_path / "o", extra=extra.format(tmp=tmp_path))
+    assert main(["build", "--config", str(cfg), "--serial"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"corpus: error: {cfg}: {key}: ") and message.format(tmp=tmp_path) in err, err
+    assert len(err.splitlines()) == 1
+    assert not (tmp_path / "w").exists()  # nothing was extracted
+
+
+def test_a_good_eval_set_and_tokenizer_pass_the_checks(tmp_path):
+    from pipeline.running.build import check_files
+
+    write_jsonl_inputs(tmp_path / "in", 1, 5)
+    _eval_file(tmp_path)
+    extra = (f'[stages.decontam]\nevals = {{ qa = "{tmp_path}/evals/qa.jsonl:question,answer" }}\n'
+             "[outputs]\ntrain_vocab_size = 300\n")
+    config = load_build_config(write_config(tmp_path / "c.toml", inputs=f"{tmp_path}/in/*.jsonl",
+                                            workdir=tmp_path / "w", out=tmp_path / "o", extra=extra))
+    check_files(config, select_sources(config, None))
+
+
+# ------------------------------------------------------------------ one line for an unwritable --out
+
+
+def test_unwritable_out_is_one_line_naming_the_path(tmp_path):
+    write_jsonl_inputs(tmp_path / "in", 1, 10)
+    cfg = write_config(tmp_path / "c.toml", inputs=f"{tmp_path}/in/*.jsonl", workdir=tmp_path / "w", out=tmp_path / "o")
+    (tmp_path / "file.txt").write_text("a file where a directory should be\n")
+    out = tmp_path / "file.txt" / "out"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "build", "--config", str(cfg), "--out", str(out), "--serial"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    [error] = [line for line in proc.stderr.splitlines() if "error" in line.lower()]  # beside progress lines
+    assert error.startswith(f"corpus: error: {out}") and error.endswith(": Not a directory"), proc.stderr
+
+
+def test_os_errors_of_any_command_are_one_line(tmp_path, ray_executor, capsys):
+    """The last resort of `corpus`: an OSError (disk full, permission denied, ...) names its path."""
+    write_jsonl_inputs(tmp_path / "in", 1, 10)
+    _, version = _build(write_config(tmp_path / "c.toml", inputs=f"{tmp_path}/in/*.jsonl", workdir=tmp_path / "w",
+                                     out=tmp_path / "o"), ray_executor)
+    (tmp_path / "file.txt").write_text("x")
+    report = tmp_path / "file.txt" / "report.html"
+    assert main(["report", str(version.dir), "--out", str(report)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("corpus: error: ") and str(tmp_path / "file.txt") in err and len(err.splitlines()) == 1
+    assert main(["verify", str(tmp_path / "no-such-version")]) == 2  # FileNotFoundError still one line
+    err = capsys.readouterr().err
+    assert "no-such-version" in err and len(err.splitlines()) == 1
+
+
+# ------------------------------------------------------------------ a source that yields nothing
+
+
+def test_a_source_that_yields_nothing_fails_the_build_unless_allowed(tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "empty.jsonl").write_text("")
+    cfg = write_config(tmp_path / "c.toml", inputs=f"{tmp_path}/in/*.jsonl", workdir=tmp_path / "w", out=tmp_path / "o")
+    assert main(["build", "--config", str(cfg), "--serial"]) == 1
+    captured = capsys.readouterr()
+    assert ("corpus: error: source jsonl yielded no documents (1 input(s), 0 records read); nothing to build "
+            "from it (--allow-empty builds anyway)") in captured.err
+    assert "min_words" not in captured.out  # stopped after extraction
+    assert not (tmp_path / "o" / "testcorpus").exists()
+
+    assert main(["build", "--config", str(cfg), "--serial", "--allow-empty"]) == 0
+    out = capsys.readouterr().out
+    assert "WARNING: source jsonl yielded no documents (1 input(s), 0 records read)" in out
+    [version] = [p for p in (tmp_path / "o" / "testcorpus").iterdir() if not p.name.startswith(".")]
+    assert read_json(version / "manifest.json")["totals"]["docs"] == 0
+
+
+def test_a_source_whose_records_are_all_rejected_is_empty_too(tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "bad.jsonl").write_text("{not json\n" * 3)
+    cfg = write_config(tmp_path / "c.toml", inputs=f"{tmp_path}/in/*.jsonl", workdir=tmp_path / "w", out=tmp_path / "o")
+    assert main(["build", "--config", str(cfg), "--serial"]) == 1
+    assert "source jsonl yielded no documents (1 input(s), 3 records read, all rejected: jsonl:malformed 3)" in (
+        capsys.readouterr().err)
