@@ -44,6 +44,7 @@ def test_two_node_build_uses_both_nodes_and_matches_one_node(tmp_path, ray_execu
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["nodes"] == 2
+    assert all(len(sessions) == 1 for sessions in result["sessions_per_temp_dir"])  # each node its own temp dir
     nodes_used = {p.read_text() for p in (tmp_path / "nodes-cluster").iterdir()}
     assert len(nodes_used) == 2, f"tasks ran on {len(nodes_used)} node(s)"
 
