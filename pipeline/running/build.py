@@ -183,13 +183,13 @@ def run_build(
     for stage_name in config.stages:  # config order; load_build_config checked it against PIPELINE_ORDER
         cls = stage_class(stage_name)
         stage = cls(config.stages[stage_name])
-        key = stable_hash({
+        basis = {
             "step": stage_name,
             "version": stage.version,
             "config": keyed_paths(portable(to_plain(stage.config), workdir), type(stage.config), config.path),
-            "inputs": sorted(s.key for s in upstream),
             "files": stage.input_fingerprints(),
-        })
+        }
+        key = stable_hash({**basis, "inputs": sorted(s.key for s in upstream)})
         out_dir = workdir / "stages" / stage.name / key
         if _finished(out_dir):
             report = _reused_report(stage_name, out_dir)
@@ -198,7 +198,9 @@ def run_build(
             if isinstance(stage, GlobalStage):
                 report = run_global_stage(stage, in_shards, out_dir, workdir / "scratch" / stage.name / key, executor)
             else:
-                report = run_shard_stage(stage, in_shards, out_dir, executor)
+                # per-shard outputs keyed by content: a shard another build already did is copied
+                report = run_shard_stage(stage, in_shards, out_dir, executor,
+                                         shard_cache=workdir / "shard-cache" / stage.name / stable_hash(basis))
         log(report.summary())
         for line in cls.summary_lines(out_dir):
             log(line)

@@ -7,6 +7,7 @@ record exists is never recomputed, so a killed run resumes where it stopped.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 import uuid
@@ -16,13 +17,15 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline.core import accounting
+from pipeline.core.config import stable_hash
 from pipeline.core.extractor import Extractor, WorkUnit
-from pipeline.core.io import AnyPath, as_path, makedirs, remove_tree
+from pipeline.core.io import AnyPath, as_path, copy_file, makedirs, remove_tree
 from pipeline.core.schema import DOC_SCHEMA, Doc, Rejected, docs_to_table, with_rejection
 from pipeline.core.shards import (
     REJECTED_DIR,
     STAGE_FILE,
     TASKS_DIR,
+    ShardError,
     list_shards,
     read_json,
     read_table,
@@ -82,8 +85,6 @@ _STAGE_CACHE: dict[tuple[type, str], Any] = {}
 
 def _stage_instance(cls: type, config: Any) -> Any:
     """One set-up stage object per worker process and config (models load once, not per shard)."""
-    from pipeline.core.config import stable_hash
-
     key = (cls, stable_hash(config))
     if key not in _STAGE_CACHE:
         stage = cls(config)
@@ -115,14 +116,23 @@ def _recorded(out_dir: AnyPath) -> set[str]:
     return {p.stem for p in (out_dir / TASKS_DIR).glob("*.json")}
 
 
-def shard_task(args: tuple[type, Any, str, str, bool]) -> dict[str, Any]:
-    """Apply one shard stage to one input shard; the output shards keep the input's file name."""
-    cls, config, in_path, out_dir_s, recorded = args
+def shard_task(args: tuple[type, Any, str, str, bool, str]) -> dict[str, Any]:
+    """Apply one shard stage to one input shard; the output shards keep the input's file name.
+
+    With a shard cache (`cache`: a directory keyed by the stage, its version, config and files), the
+    output is also keyed by the input shard's content: the same shard reached through another build,
+    another source selection or another work directory is copied from there (a hard link locally, a
+    server-side copy on object storage), not computed again; the bytes are the same either way."""
+    cls, config, in_path, out_dir_s, recorded, cache = args
     started = time.perf_counter()
     out_dir, name = as_path(out_dir_s), as_path(in_path).stem
     if recorded and (rec := _existing_record(out_dir, name)) is not None:
         return rec
-    table = read_table(in_path)
+    data = _read_shard_bytes(in_path)
+    cached = as_path(cache) / stable_hash({"input": hashlib.sha256(data).hexdigest(), "name": name}) if cache else None
+    if cached is not None and (rec := _cached_record(cached, out_dir, name)) is not None:
+        return rec
+    table = _table_from_bytes(data, in_path)
     stage = _stage_instance(cls, config)
     result = stage.process(table)
     accounting.check_unique_ids(pa.concat_tables([result.kept.select(["id"]), result.rejected.select(["id"])]),
@@ -130,7 +140,39 @@ def shard_task(args: tuple[type, Any, str, str, bool]) -> dict[str, Any]:
     write_table(result.kept, out_dir / f"{name}.parquet")
     write_table(result.rejected, out_dir / REJECTED_DIR / f"{name}.parquet")
     counts = accounting.count_shard(table, result.kept, result.rejected)
-    return _finish_task(out_dir, name, counts, [f"{name}.parquet"], [f"{name}.parquet"], started)
+    record = _finish_task(out_dir, name, counts, [f"{name}.parquet"], [f"{name}.parquet"], started)
+    if cached is not None:  # the cache entry's record last: it is what makes the entry count
+        copy_file(out_dir / f"{name}.parquet", cached / "kept.parquet")
+        copy_file(out_dir / REJECTED_DIR / f"{name}.parquet", cached / "rejected.parquet")
+        write_json({k: v for k, v in record.items() if k != "reused"}, cached / "record.json")
+    return record
+
+
+def _cached_record(cached: AnyPath, out_dir: AnyPath, name: str) -> dict[str, Any] | None:
+    try:
+        rec = read_json(cached / "record.json")
+    except FileNotFoundError:
+        return None
+    copy_file(cached / "kept.parquet", out_dir / f"{name}.parquet")
+    copy_file(cached / "rejected.parquet", out_dir / REJECTED_DIR / f"{name}.parquet")
+    write_json({**rec, "cached": True}, out_dir / TASKS_DIR / f"{name}.json")
+    return {**rec, "reused": True}
+
+
+def _read_shard_bytes(path: str) -> bytes:
+    try:
+        return as_path(path).read_bytes()
+    except OSError as exc:
+        raise ShardError(f"{path}: cannot read Parquet shard: {exc}") from exc
+
+
+def _table_from_bytes(data: bytes, path: str) -> pa.Table:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(pa.BufferReader(data))
+    except (OSError, pa.ArrowException) as exc:
+        raise ShardError(f"{path}: cannot read Parquet shard: {exc}") from exc
 
 
 def extract_task(args: tuple[type, Any, WorkUnit, str, bool]) -> dict[str, Any]:
@@ -253,13 +295,16 @@ def run_extract(
 
 
 def run_shard_stage(stage: ShardStage, in_shards: list[AnyPath], out_dir: str | os.PathLike,
-                    executor: Executor) -> StageReport:
+                    executor: Executor, shard_cache: str | os.PathLike | None = None) -> StageReport:
+    """Run a shard stage, one task per input shard. `shard_cache`: a directory for this stage, version,
+    config and files (the build keys it), where outputs are kept by input shard content (see shard_task)."""
     out_dir = as_path(out_dir)
     _check_unique_names(in_shards)
     _prepare_dir(out_dir)
     report = StageReport(stage.name, out_dir, shards_total=len(in_shards))
     done = _recorded(out_dir)
-    items = [(type(stage), stage.config, str(p), str(out_dir), p.stem in done) for p in in_shards]
+    cache = str(shard_cache) if shard_cache else ""
+    items = [(type(stage), stage.config, str(p), str(out_dir), p.stem in done, cache) for p in in_shards]
     results = executor.map(shard_task, items, desc=stage.name, return_failures=True)
     _collect(report, results, items, lambda it: it[2])
     if report.failed:
