@@ -48,7 +48,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     sources = select_sources(config, args.sources.split(",") if args.sources else None)
     with demo_environment(config, workdir):
         check_inputs(config, sources)
-        check_files(config, sources)
+        check_files(config, sources, until=args.until)
         executor = _executor(args)
         try:
             result = run_build(config, executor, sources=sources, workdir=workdir, until=args.until,

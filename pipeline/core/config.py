@@ -5,7 +5,7 @@ rejects unknown keys and wrongly typed values before any work starts. Values out
 dataclass's own business: its `__post_init__` checks them (`at_least`, `positive`, `fractions`,
 `require`), raising `ConfigValueError` with the field's name, and `from_mapping` puts the file and the
 table in front, so that `validation_fraction = 1.5` fails at load as
-`configs/x.toml: outputs.mix.validation_fraction: must be in [0, 1), got 1.5`.
+`configs/x.toml: outputs.mix.validation_fraction: must be in [0, 1], got 1.5`.
 """
 
 from __future__ import annotations

@@ -98,15 +98,27 @@ def check_inputs(config: BuildConfig, sources: list[str]) -> None:
             raise InputError(f"sources.{name}: {exc}") from None
 
 
-def check_files(config: BuildConfig, sources: list[str]) -> None:
+def stages_until(config: BuildConfig, until: str | None) -> list[str]:
+    """The stages a build runs: all of them, or those up to `until` (a stage's config or class name)."""
+    names = list(config.stages)
+    for i, name in enumerate(names):
+        if until in (name, stage_class(name).name):
+            return names[: i + 1]
+    if until:
+        raise ConfigError(f"--until {until}: no such stage in this build ({', '.join(names) or 'none'})")
+    return names
+
+
+def check_files(config: BuildConfig, sources: list[str], until: str | None = None) -> None:
     """Every file the build will read besides its inputs (models, eval sets, the tokenizer), checked by
     the extractor, stage or outputs that reads it (their `check_files`), before any work starts: a
-    missing eval set fails now, not after hours of dedup. Errors name the config file and the key."""
+    missing eval set fails now, not after hours of dedup. Errors name the config file and the key.
+    With `until`, only the steps that will run are asked (a classifier trained after `--until langid`)."""
     for name in sources:
         extractor_class(name).check_files(config.sources[name].options, f"{config.path}: sources.{name}")
-    for name, stage_config in config.stages.items():
-        stage_class(name).check_files(stage_config, f"{config.path}: stages.{name}")
-    if config.outputs is not None:
+    for name in stages_until(config, until):
+        stage_class(name).check_files(config.stages[name], f"{config.path}: stages.{name}")
+    if config.outputs is not None and not until:
         from pipeline.outputs.writer import check_files as check_output_files
 
         check_output_files(config.outputs, f"{config.path}: outputs")
@@ -140,8 +152,7 @@ def run_build(
 
     A source whose extraction keeps no document stops the build after extraction with an
     EmptySourceError naming it, unless `allow_empty` (then it is a WARNING line)."""
-    if until and until not in config.stages and until not in {stage_class(n).name for n in config.stages}:
-        raise ConfigError(f"--until {until}: no such stage in this build ({', '.join(config.stages) or 'none'})")
+    stages_until(config, until)  # a bad --until fails here, before any work
     from pipeline.running.fingerprints import FingerprintCache
 
     started = time.time()

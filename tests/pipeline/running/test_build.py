@@ -215,6 +215,17 @@ def test_build_checks_every_file_it_will_read_before_any_work(tmp_path, capsys, 
     assert not (tmp_path / "w").exists()  # nothing was extracted
 
 
+def test_until_checks_only_the_files_of_the_steps_it_runs(tmp_path, capsys):
+    """docs/recipes.md's pile-style step 1: `--until langid` before the classifier exists."""
+    write_jsonl_inputs(tmp_path / "in", 1, 10)
+    cfg = write_config(tmp_path / "c.toml", inputs=f"{tmp_path}/in/*.jsonl", workdir=tmp_path / "w", out=tmp_path / "o",
+                       extra=f'[stages.quality]\nclassifier_model = "{tmp_path}/models/q.bin"\n[outputs]\n')
+    assert main(["build", "--config", str(cfg), "--serial"]) == 2
+    assert f"{cfg}: stages.quality.classifier_model: file not found: {tmp_path}/models/q.bin" in capsys.readouterr().err
+    assert main(["build", "--config", str(cfg), "--serial", "--until", "min_words"]) == 0
+    assert "stopped after min_words" in capsys.readouterr().out
+
+
 def test_a_good_eval_set_and_tokenizer_pass_the_checks(tmp_path):
     from pipeline.running.build import check_files
 
