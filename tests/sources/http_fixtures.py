@@ -22,13 +22,14 @@ decompressed. Routes:
 A drip is shorter than any read timeout, so only a wall-clock budget ends it; it stops by itself after
 `drip_max_seconds` (a backstop, so that a client without a budget fails a test instead of hanging it).
 
-`hits` counts requests per path, so tests can see retries and that a rerun refetches nothing;
+`drips` receives (path, "client hung up" | "backstop") as each drip ends. `hits` counts requests per path, so tests can see retries and that a rerun refetches nothing;
 `max_in_flight[kind]` is the most requests to /<kind>/... handled at once, to check the per-host politeness limit.
 """
 
 from __future__ import annotations
 
 import gzip
+import queue
 import threading
 import time
 from collections import Counter
@@ -62,6 +63,7 @@ class PageServer:
         self.max_in_flight: Counter[str] = Counter()
         self._lock = threading.Lock()
         self.stopping = threading.Event()
+        self.drips: queue.Queue[tuple[str, str]] = queue.Queue()  # (path, how each drip ended)
         self.httpd = _QuietServer(("127.0.0.1", 0), _handler_for(self))
         self.httpd.daemon_threads = True
         self.httpd.block_on_close = False
@@ -222,14 +224,17 @@ def _handler_for(server: PageServer) -> type[BaseHTTPRequestHandler]:
             """`head` at once, then `drip` one byte every `drip_interval` seconds, up to `drip_max_seconds`."""
             self._done()
             end = time.monotonic() + server.drip_max_seconds
+            how = "backstop"  # the drip ran its whole course: the client never gave up
             try:
                 self.wfile.write(head)
                 i = 0
                 while time.monotonic() < end and not server.stopping.wait(server.drip_interval):
                     self.wfile.write(drip[i % len(drip) : i % len(drip) + 1])
+                    self.wfile.flush()
                     i += 1
             except OSError:
-                pass  # the client hung up, as it should
+                how = "client hung up"  # as it should, once its budget is spent
             self.close_connection = True
+            server.drips.put((self.path, how))
 
     return Handler

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import time
 
 import pytest
 
@@ -115,22 +114,20 @@ def test_slow_drip_server_ends_as_a_timeout_within_the_per_url_budget(server, pa
     """One byte every 0.1 s never trips the 0.5 s read timeout; the 2 s per-URL budget must end the
     exchange anyway, whether the drip is in the headers or in the body (issue 14, item 2)."""
     cfg = quick_fetch_config(max_seconds_per_url=2.0, retries=2)
-    start = time.monotonic()
     r = Fetcher(cfg).fetch(server.url(path))
-    elapsed = time.monotonic() - start
-    print(f"{path}: {r.reason} after {elapsed:.2f}s, {r.attempts} attempt(s), budget 2.0s")
     assert r.reason == "fetch:timeout", r.detail
     assert r.body is None and r.attempts == 1
-    assert elapsed < 2.0 + 1.5
+    # the budget ended the exchange, not the server's 20 s backstop (without a budget it runs its course)
+    assert server.drips.get(timeout=30) == ("/" + path, "client hung up")
 
 
 def test_budget_ends_a_drip_among_good_pages_and_the_fetcher_stays_usable(server):
     fetcher = Fetcher(quick_fetch_config(max_seconds_per_url=1.5))
     urls = [server.url("drip-body"), server.url("page/cnn_article"), server.url("drip-headers")]
     results: dict[str, object] = {}
-    start = time.monotonic()
     fetcher.fetch_many(urls, lambda r: results.__setitem__(r.url, r))
-    assert time.monotonic() - start < 1.5 + 1.5
+    ended = sorted(server.drips.get(timeout=30) for _ in range(2))
+    assert ended == [("/drip-body", "client hung up"), ("/drip-headers", "client hung up")]
     assert {u: results[u].reason for u in urls} == {urls[0]: "fetch:timeout", urls[1]: None,
                                                     urls[2]: "fetch:timeout"}
     # Pooled connections were not harmed by the budget's watchdog: the same fetcher fetches again.
