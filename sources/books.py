@@ -36,7 +36,7 @@ from pipeline.core.extractor import (
     Extractor,
     PlanContext,
     WorkUnit,
-    expand_local_inputs,
+    expand_inputs,
     file_fingerprint,
     localize_inputs,
     to_remote,
@@ -95,7 +95,7 @@ class BooksExtractor(Extractor):
         """One work unit per ebook number (all its editions, legacy names included), or per name (and
         content, when names repeat) for files with no number in their name or header."""
         inputs, roots = localize_inputs(inputs)  # inputs on object storage are planned from a local copy
-        files = expand_local_inputs(inputs)
+        files = expand_inputs(inputs)
         escapes = symlink_escapes(inputs, files)
         fps: dict[Path, str] = {}
 
@@ -283,7 +283,7 @@ def _binary_reason(text: str) -> str | None:
 
 
 def symlink_escapes(inputs: list[str], files: list[Path]) -> dict[Path, str]:
-    """The files (of `expand_local_inputs(inputs)`) that resolve outside the input they were found under,
+    """The files (of `expand_inputs(inputs)`) that resolve outside the input they were found under,
     with their resolved target: an input directory, or the fixed directory part of an input glob. A
     file named by an input itself is the user's choice and never an escape."""
     roots: list[str] = []

@@ -56,7 +56,7 @@ from pipeline.core.extractor import (
     InputError,
     PlanContext,
     WorkUnit,
-    expand_local_inputs,
+    expand_inputs,
     unit_key,
 )
 from pipeline.core.io import as_path, local_file, local_mirror, write_json, write_table
@@ -339,7 +339,7 @@ class RedditExtractor(Extractor):
     def plan(self, inputs: list[str], ctx: PlanContext) -> list[WorkUnit]:
         cfg = self.config
         remote = sorted(i for i in inputs if is_remote(i))
-        local = [str(p) for p in expand_local_inputs([i for i in inputs if not is_remote(i)])] if any(
+        local = [str(p) for p in expand_inputs([i for i in inputs if not is_remote(i)])] if any(
             not is_remote(i) for i in inputs) else []
         specs = sorted(set(local)) + remote
         if not specs:

@@ -190,9 +190,6 @@ def to_remote(path: str | os.PathLike, roots: dict[str, str]) -> str:
     return text
 
 
-expand_local_inputs = expand_inputs  # the old name, for user-defined extractors
-
-
 def unit_key(path: Path | str, fingerprint: str = "") -> str:
     """A filesystem-safe, stable name for a work unit: readable stem plus a short hash.
 

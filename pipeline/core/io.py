@@ -180,18 +180,6 @@ def _retrying(uri: str, action: str, fn):
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-@contextlib.contextmanager
-def _storage_errors(uri: str, action: str) -> Iterator[None]:
-    try:
-        yield
-    except StorageError:
-        raise
-    except FileNotFoundError:
-        raise
-    except (OSError, pa.ArrowException) as exc:
-        raise StorageError(f"{uri}: cannot {action}: {_short(exc)}{_hint(uri)}") from None
-
-
 class _Stat:
     def __init__(self, size: int, mtime_ns: int) -> None:
         self.st_size = size
@@ -339,6 +327,14 @@ class RemotePath:
     def rglob(self, pattern: str) -> Iterator[RemotePath]:
         return self.glob("**/" + pattern)
 
+    def tree(self) -> dict[str, _Stat]:
+        """Every object under this prefix, by relative path, with its size and mtime: one listing,
+        no request per object."""
+        base = self.fs_path.rstrip("/") + "/"
+        return {i.path[len(base):]: _Stat(i.size or 0, i.mtime_ns or 0)
+                for i in sorted(self._files(True), key=lambda i: i.path)
+                if i.type == pafs.FileType.File and i.path.startswith(base)}
+
     # --- reading
     def open(self, mode: str = "rb", encoding: str | None = None, **_: Any) -> IO[Any]:
         if "w" in mode or "a" in mode or "x" in mode:
@@ -433,8 +429,7 @@ def check_location(path: str | os.PathLike) -> None:
     if isinstance(p, Path):
         return
     bucket = p.fs_path.split("/", 1)[0]
-    with _storage_errors(str(p), "use"):
-        info = p.fs.get_file_info(bucket)
+    info = _retrying(str(p), "use", lambda: p.fs.get_file_info(bucket))
     if info.type == pafs.FileType.NotFound:
         raise StorageError(f"{p}: cannot use: bucket {bucket!r} not found{_hint(str(p))}")
 
@@ -474,18 +469,17 @@ def local_tree(path: str | os.PathLike) -> Path:
     p = as_path(path)
     if isinstance(p, Path):
         return p
-    files = [f for f in p.rglob("*") if f.is_file()]
+    tree = p.tree()
     sig = hashlib.sha256()
-    for f in files:
-        st = f.stat()
-        sig.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    for rel, st in tree.items():
+        sig.update(f"{p / rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     dst = Path(cache_dir("trees")) / sig.hexdigest()[:24] / p.name
     done = dst.parent / ".complete"
     if not done.exists():
-        for f in files:
-            target = dst / f.relative_to(p)
+        for rel in tree:
+            target = dst / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_write(target) as out, f.open("rb") as src:
+            with atomic_write(target) as out, (p / rel).open("rb") as src:
                 shutil.copyfileobj(src, out, 8 << 20)
         done.write_text("")
     return dst
@@ -504,15 +498,12 @@ def local_mirror(path: str | os.PathLike) -> Iterator[Path]:
     # same last name as the remote directory: code may record it (a WARC archive's partition name)
     local = Path(cache_dir("mirrors")) / hashlib.sha256(str(p).encode()).hexdigest()[:24] / p.name
     local.mkdir(parents=True, exist_ok=True)
-    before: dict[str, int] = {}
-    for f in p.rglob("*"):
-        rel = f.relative_to(p)
+    before = {rel: st.st_size for rel, st in p.tree().items()}
+    for rel, size in before.items():
         target = local / rel
-        size = f.stat().st_size
-        before[rel] = size
         if not (target.is_file() and target.stat().st_size == size):
             target.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_write(target) as out, f.open("rb") as src:
+            with atomic_write(target) as out, (p / rel).open("rb") as src:
                 shutil.copyfileobj(src, out, 8 << 20)
     yield local
     changed = []
@@ -607,8 +598,7 @@ def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pa.
 def parquet_schema(path: str | os.PathLike) -> pa.Schema:
     p = as_path(path)
     if isinstance(p, RemotePath):
-        with _storage_errors(str(p), "read"), p.fs.open_input_file(p.fs_path) as f:
-            return pq.read_schema(f)
+        return pq.read_schema(pa.BufferReader(p.read_bytes()))
     return pq.read_schema(p)
 
 
@@ -616,8 +606,11 @@ def parquet_num_rows(path: str | os.PathLike) -> int:
     """Rows of a Parquet file, from its footer alone."""
     p = as_path(path)
     if isinstance(p, RemotePath):
-        with _storage_errors(str(p), "read"), p.fs.open_input_file(p.fs_path) as f:
-            return pq.read_metadata(f).num_rows
+        def footer_rows() -> int:
+            with p.fs.open_input_file(p.fs_path) as f:
+                return pq.read_metadata(f).num_rows
+
+        return _retrying(str(p), "read", footer_rows)
     return pq.read_metadata(p).num_rows
 
 

@@ -298,10 +298,11 @@ def demo_environment(config: BuildConfig, workdir: str | os.PathLike, log=print)
 
 def _upload_missing(local_dir: AnyPath, remote_dir: AnyPath) -> None:
     """Copy every file under `local_dir` whose remote copy is missing or of another size."""
+    there = {rel: st.st_size for rel, st in remote_dir.tree().items()}  # one listing
     for f in sorted(p for p in local_dir.rglob("*") if p.is_file()):
-        dst = remote_dir / f.relative_to(local_dir).as_posix()
-        if not dst.exists() or dst.stat().st_size != f.stat().st_size:
-            copy_file(f, dst)
+        rel = f.relative_to(local_dir).as_posix()
+        if there.get(rel) != f.stat().st_size:
+            copy_file(f, remote_dir / rel)
 
 
 def fail(msg: str) -> int:

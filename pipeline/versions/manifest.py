@@ -27,6 +27,7 @@ from pipeline.core import accounting
 from pipeline.core.config import stable_hash
 from pipeline.core.io import (
     AnyPath,
+    RemotePath,
     as_path,
     copy_file,
     makedirs,
@@ -280,7 +281,8 @@ def _outputs_plan(result) -> tuple[dict[str, Any], list[tuple[Any, str, dict[str
         for shard in index.get("shards", []):
             token_counts[f"tokens/{split}/{shard['path']}"] = (shard["docs"], shard["tokens"])
     extra = [p for d in OUTPUT_DIRS if (src_root / d).is_dir() for p in sorted((src_root / d).rglob("*"))
-             if p.is_file() and "_tasks" not in _rel(p, src_root).split("/") and not p.name.startswith(".")]
+             if (isinstance(p, RemotePath) or p.is_file())  # a remote glob yields only objects
+             and "_tasks" not in _rel(p, src_root).split("/") and not p.name.startswith(".")]
     for name in ("tokenizer.json", "mix/_mix.json"):
         if (src_root / name).is_file():
             extra.append(src_root / name)

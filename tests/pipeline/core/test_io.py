@@ -44,6 +44,8 @@ def test_remote_path_algebra_and_listing(s3_bucket):
     assert [q.name for q in (io.as_path(s3_bucket) / "a").glob("*.parquet")] == ["b.parquet"]
     assert [q.relative_to(io.as_path(s3_bucket) / "a") for q in (io.as_path(s3_bucket) / "a").rglob("*")] == [
         "b.parquet", "c/d.txt"]
+    tree = (io.as_path(s3_bucket) / "a").tree()
+    assert {rel: st.st_size for rel, st in tree.items()} == {"b.parquet": 1, "c/d.txt": 2}
     io.remove_tree(io.as_path(s3_bucket) / "a")
     assert not p.exists()
 
