@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipeline.core.io import AnyPath, as_path, read_json, sha256_file, write_json
 from pipeline.core.io import read_table as _read_table
@@ -21,7 +22,7 @@ TASKS_DIR = "_tasks"
 STAGE_FILE = "_stage.json"
 
 __all__ = ["REJECTED_DIR", "TASKS_DIR", "STAGE_FILE", "ShardError", "list_shards", "list_rejected", "read_json",
-           "read_table", "sha256_file", "write_json", "write_table"]
+           "read_shard_bytes", "read_table", "sha256_file", "table_from_bytes", "write_json", "write_table"]
 
 
 class ShardError(RuntimeError):
@@ -31,6 +32,22 @@ class ShardError(RuntimeError):
 def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
     try:
         return _read_table(path, columns=columns)
+    except (OSError, pa.ArrowException) as exc:
+        raise ShardError(f"{path}: cannot read Parquet shard: {exc}") from exc
+
+
+def read_shard_bytes(path: str | os.PathLike) -> bytes:
+    """A shard's bytes (to hash them and parse them from one read)."""
+    try:
+        return as_path(path).read_bytes()
+    except OSError as exc:
+        raise ShardError(f"{path}: cannot read Parquet shard: {exc}") from exc
+
+
+def table_from_bytes(data: bytes, path: str | os.PathLike) -> pa.Table:
+    """The table of a shard read by `read_shard_bytes`; `path` names it in errors."""
+    try:
+        return pq.read_table(pa.BufferReader(data))
     except (OSError, pa.ArrowException) as exc:
         raise ShardError(f"{path}: cannot read Parquet shard: {exc}") from exc
 

@@ -25,10 +25,11 @@ from pipeline.core.shards import (
     REJECTED_DIR,
     STAGE_FILE,
     TASKS_DIR,
-    ShardError,
     list_shards,
     read_json,
+    read_shard_bytes,
     read_table,
+    table_from_bytes,
     write_json,
     write_table,
 )
@@ -128,11 +129,11 @@ def shard_task(args: tuple[type, Any, str, str, bool, str]) -> dict[str, Any]:
     out_dir, name = as_path(out_dir_s), as_path(in_path).stem
     if recorded and (rec := _existing_record(out_dir, name)) is not None:
         return rec
-    data = _read_shard_bytes(in_path)
+    data = read_shard_bytes(in_path)
     cached = as_path(cache) / stable_hash({"input": hashlib.sha256(data).hexdigest(), "name": name}) if cache else None
     if cached is not None and (rec := _cached_record(cached, out_dir, name)) is not None:
         return rec
-    table = _table_from_bytes(data, in_path)
+    table = table_from_bytes(data, in_path)
     stage = _stage_instance(cls, config)
     result = stage.process(table)
     accounting.check_unique_ids(pa.concat_tables([result.kept.select(["id"]), result.rejected.select(["id"])]),
@@ -157,22 +158,6 @@ def _cached_record(cached: AnyPath, out_dir: AnyPath, name: str) -> dict[str, An
     copy_file(cached / "rejected.parquet", out_dir / REJECTED_DIR / f"{name}.parquet")
     write_json({**rec, "cached": True}, out_dir / TASKS_DIR / f"{name}.json")
     return {**rec, "reused": True}
-
-
-def _read_shard_bytes(path: str) -> bytes:
-    try:
-        return as_path(path).read_bytes()
-    except OSError as exc:
-        raise ShardError(f"{path}: cannot read Parquet shard: {exc}") from exc
-
-
-def _table_from_bytes(data: bytes, path: str) -> pa.Table:
-    import pyarrow.parquet as pq
-
-    try:
-        return pq.read_table(pa.BufferReader(data))
-    except (OSError, pa.ArrowException) as exc:
-        raise ShardError(f"{path}: cannot read Parquet shard: {exc}") from exc
 
 
 def extract_task(args: tuple[type, Any, WorkUnit, str, bool]) -> dict[str, Any]:
