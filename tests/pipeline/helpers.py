@@ -14,12 +14,23 @@ def real_paragraphs(limit: int = 400) -> list[str]:
     book = SHARED_DATA / "gutenberg" / "44157-0.txt"
     if book.exists():
         text = book.read_text(encoding="utf-8", errors="replace")
-    else:
-        from pydoc_data.topics import topics
+        paras = [" ".join(p.split()) for p in text.split("\n\n")]
+        return [p for p in paras if len(p.split()) >= 3][:limit]
+    from pydoc_data.topics import topics
 
-        text = "\n\n".join(topics[k] for k in sorted(topics))
-    paras = [" ".join(p.split()) for p in text.split("\n\n")]
-    return [p for p in paras if len(p.split()) >= 3][:limit]
+    from pipeline.demo.content import articles
+
+    text = "\n\n".join(topics[k] for k in sorted(topics))
+    paras = [p for p in (" ".join(p.split()) for p in text.split("\n\n")) if len(p.split()) >= 3]
+    # the reference's paragraphs are mostly short; every third text is one of the demo's articles of
+    # its running prose, long enough for the quality stage, as a book's paragraphs sometimes are
+    long = [" ".join(" ".join(ps).split()) for _, ps in articles()]
+    out: list[str] = []
+    for i, p in enumerate(paras):
+        out.append(p)
+        if i % 2:
+            out.append(long[(i // 2) % len(long)])
+    return out[:limit]
 
 
 def write_jsonl_inputs(directory: Path, files: int, docs_per_file: int, *, bad_lines: int = 1) -> list[Path]:
