@@ -20,6 +20,7 @@ from which sources; `summarize_contamination` prints it.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -37,13 +38,22 @@ from filters.evalsets import (
     parse_eval_value,
 )
 from filters.ngrams import NgramIndex, word_spans, words
-from pipeline.core.config import ConfigError, at_least, require
-from pipeline.core.io import AnyPath, as_path, sha256_file
+from pipeline.core.config import ConfigError, at_least, require, stable_hash
+from pipeline.core.io import AnyPath, as_path, copy_file, sha256_file
 from pipeline.core.schema import with_rejection
-from pipeline.core.shards import REJECTED_DIR, read_json, read_table, write_json, write_table
+from pipeline.core.shardcache import ShardCache, content_key
+from pipeline.core.shards import (
+    REJECTED_DIR,
+    read_json,
+    read_shard_bytes,
+    table_from_bytes,
+    write_json,
+    write_table,
+)
 from pipeline.core.stage import Executor, GlobalStage
 
 REPORT_FILE = "contamination.json"
+STATS_FILE = "_decontam.json"  # what the run did (scans reused): not part of a version
 SPANS_COLUMN = "decontam_spans_removed"
 EXAMPLE_DOCS = 5  # document ids listed per found item in the report
 BATCH_WORDS = 1 << 20  # words looked up per call into the index (bounds a task's memory)
@@ -188,14 +198,30 @@ def decontaminate_texts(texts: list[str], index: ScanIndex, params: ScanParams) 
 # ---------------------------------------------------------------------------------------- tasks
 
 
-def scan_shard(args: tuple[str, str, str, ScanParams], index: ScanIndex) -> dict[str, Any]:
-    """Decontaminate one shard: write its kept and rejected shards and return what was found."""
-    in_path, out_dir_s, findings_path, params = args
+def scan_shard(args: tuple[str, str, str, ScanParams, ShardCache, str], index: ScanIndex) -> dict[str, Any]:
+    """Decontaminate one shard: write its kept and rejected shards and return what was found.
+
+    The result depends only on the shard's content and the index (`index_key`), so it is kept in the
+    shard cache: a build that adds shards scans only those, and the report sums every shard's findings."""
+    in_path, out_dir_s, findings_path, params, cache, index_key = args
     out_dir, name = as_path(out_dir_s), as_path(in_path).stem
     kept_path, rejected_path = out_dir / f"{name}.parquet", out_dir / REJECTED_DIR / f"{name}.parquet"
     if as_path(findings_path).exists() and kept_path.exists() and rejected_path.exists():
         return read_json(findings_path)
-    table = read_table(in_path)
+    data = read_shard_bytes(in_path)
+    entry = cache.entry(content_key(data), kind="scan", index=index_key)
+    if (cached := cache.lookup(entry)) is not None:
+        copy_file(entry / "kept.parquet", kept_path)
+        copy_file(entry / "rejected.parquet", rejected_path)
+        return {**cached, "reused": True}
+    findings = _scan_table(table_from_bytes(data, in_path), index, params, kept_path, rejected_path)
+    write_json(findings, findings_path)
+    cache.store(entry, {"kept.parquet": kept_path, "rejected.parquet": rejected_path}, findings)
+    return findings
+
+
+def _scan_table(table: pa.Table, index: ScanIndex, params: ScanParams, kept_path: AnyPath,
+                rejected_path: AnyPath) -> dict[str, Any]:
     texts = table.column("text").to_pylist()
     outcomes = decontaminate_texts(texts, index, params)
 
@@ -221,14 +247,17 @@ def scan_shard(args: tuple[str, str, str, ScanParams], index: ScanIndex) -> dict
     kept = kept.filter(pa.array(keep))
     write_table(kept, kept_path)
     write_table(rejected, rejected_path)
-    findings = _findings(table, outcomes, index)
-    write_json(findings, findings_path)
-    return findings
+    return _findings(table, outcomes, index)
 
 
-def count_shard(in_path: str, index: ScanIndex) -> list[dict[str, list[int]]]:
+def count_shard(item: tuple[str, ShardCache], index: ScanIndex) -> list[dict[str, list[int]]]:
     """Per index table: the entries found in this shard and in how many of its documents each."""
-    texts = read_table(in_path, columns=["text"]).column("text").to_pylist()
+    in_path, cache = item
+    data = read_shard_bytes(in_path)
+    entry = cache.entry(content_key(data), kind="count")
+    if (cached := cache.lookup(entry)) is not None:
+        return cached["tables"]
+    texts = table_from_bytes(data, in_path).column("text").to_pylist()
     pairs: list[set[tuple[int, int]]] = [set() for _ in index.ngrams.tables]
     for docs, ids, starts in _batches(texts, index.ngrams):
         m = index.ngrams.find(ids)
@@ -240,6 +269,7 @@ def count_shard(in_path: str, index: ScanIndex) -> list[dict[str, list[int]]]:
         c = Counter(e for _, e in table_pairs)
         entries = sorted(c)
         out.append({"entries": entries, "docs": [c[e] for e in entries]})
+    cache.commit(entry, {"tables": out})
     return out
 
 
@@ -294,8 +324,13 @@ class DecontamStage(GlobalStage):
 
     @classmethod
     def summary_lines(cls, out_dir: Any) -> list[str]:
-        path = as_path(out_dir) / REPORT_FILE
-        return [summarize_contamination(read_json(path))] if path.exists() else []
+        path, stats = as_path(out_dir) / REPORT_FILE, as_path(out_dir) / STATS_FILE
+        lines = [summarize_contamination(read_json(path))] if path.exists() else []
+        if stats.exists():
+            s = read_json(stats)
+            lines.append(f"decontam: scans of {s['shards']} shards: {s['scans_reused']} reused, "
+                         f"{s['shards'] - s['scans_reused']} computed")
+        return lines
 
     @classmethod
     def add_cli_arguments(cls, parser: Any) -> None:
@@ -338,8 +373,10 @@ class DecontamStage(GlobalStage):
     def input_fingerprints(self) -> dict[str, str]:
         return {f"eval:{k}": v for k, v in self.eval_fingerprint().items()}
 
-    def run(self, in_shards: list[AnyPath], out_dir: AnyPath, scratch: AnyPath, executor: Executor) -> None:
+    def run(self, in_shards: list[AnyPath], out_dir: AnyPath, scratch: AnyPath, executor: Executor,
+            cache: ShardCache | None = None) -> None:
         config = self.config
+        cache = cache or ShardCache(None)
         if not config.evals:
             raise ConfigError("stages.decontam.evals: name at least one eval set, as NAME = \"PATH[:fields]\"")
         if not 1 <= config.short_ngram <= config.ngram:
@@ -349,17 +386,24 @@ class DecontamStage(GlobalStage):
         ignored = [np.zeros(len(t), dtype=bool) for t in index.ngrams.tables]
         if config.ignore_frequent_ngrams:
             ref = executor.put(index)
-            per_shard = executor.map(count_shard, [str(p) for p in in_shards], desc="decontam:count", shared=ref)
+            per_shard = executor.map(count_shard, [(str(p), cache) for p in in_shards], desc="decontam:count",
+                                     shared=ref)
             ignored = frequent_entries(index, per_shard, config.frequent_ngram_min_docs)
         report_sets = _describe_sets(eval_sets, index, used, ignored)
         if config.ignore_frequent_ngrams:
             index = ScanIndex(index.ngrams.without_entries(ignored), index.item_set, index.set_names)
         ref = executor.put(index)
         params = ScanParams.of(config)
-        items = [(str(p), str(out_dir), str(scratch / "findings" / f"{p.stem}.json"), params) for p in in_shards]
+        # the index differs between builds only by the frequent n-grams ignored (config and eval files
+        # key the cache's directory)
+        index_key = stable_hash([hashlib.sha256(np.packbits(m).tobytes()).hexdigest() for m in ignored])
+        items = [(str(p), str(out_dir), str(scratch / "findings" / f"{p.stem}.json"), params, cache, index_key)
+                 for p in in_shards]
         findings = executor.map(scan_shard, items, desc="decontam", shared=ref)
         report = build_report(eval_sets, report_sets, findings, config)
         write_json(report, out_dir / REPORT_FILE)
+        reused = sum(bool(f.get("reused")) for f in findings)
+        write_json({"shards": len(findings), "scans_reused": reused}, out_dir / STATS_FILE)
 
 
 def frequent_entries(index: ScanIndex, per_shard: list[list[dict[str, list[int]]]], min_docs: int) -> list[np.ndarray]:

@@ -21,7 +21,7 @@ REJECTED_DIR = "rejected"
 TASKS_DIR = "_tasks"
 STAGE_FILE = "_stage.json"
 
-__all__ = ["REJECTED_DIR", "TASKS_DIR", "STAGE_FILE", "ShardError", "list_shards", "list_rejected", "read_json",
+__all__ = ["REJECTED_DIR", "TASKS_DIR", "STAGE_FILE", "ShardError", "list_shards", "list_rejected", "published_docs", "read_json",
            "read_shard_bytes", "read_table", "sha256_file", "table_from_bytes", "write_json", "write_table"]
 
 
@@ -50,6 +50,22 @@ def table_from_bytes(data: bytes, path: str | os.PathLike) -> pa.Table:
         return pq.read_table(pa.BufferReader(data))
     except (OSError, pa.ArrowException) as exc:
         raise ShardError(f"{path}: cannot read Parquet shard: {exc}") from exc
+
+
+def published_docs(version: str | os.PathLike) -> tuple[str, list[tuple[AnyPath, str]]]:
+    """The name of a published corpus version (its directory or manifest.json, local or a URI) and
+    (path, sha256) of each of its document shards, as its manifest lists them: never a glob."""
+    path = as_path(version)
+    manifest = path if path.name == "manifest.json" else path / "manifest.json"
+    try:
+        data = read_json(manifest)
+        docs = [(manifest.parent / e["path"], str(e["sha256"])) for e in data["outputs"]
+                if str(e["path"]).startswith("docs/")]
+        return str(data["version"]), docs
+    except FileNotFoundError:
+        raise ShardError(f"{version}: not a corpus version (no manifest.json there)") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ShardError(f"{manifest}: not a readable corpus manifest: {exc}") from exc
 
 
 def _committed(directory: AnyPath, sub: str) -> list[AnyPath] | None:

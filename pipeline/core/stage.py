@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from pipeline.core.config import ConfigError
 from pipeline.core.io import as_path
 from pipeline.core.schema import with_rejection
+from pipeline.core.shardcache import ShardCache
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -136,7 +137,9 @@ class GlobalStage(StageHooks):
         """See `ShardStage.input_fingerprints`."""
         return {}
 
-    def run(self, in_shards: list[Path], out_dir: Path, scratch: Path, executor: Executor) -> None:
+    def run(self, in_shards: list[Path], out_dir: Path, scratch: Path, executor: Executor,
+            cache: ShardCache | None = None) -> None:
+        """`cache` keeps per-shard work by shard content across builds (a disabled one when None)."""
         raise NotImplementedError  # pragma: no cover - abstract
 
 

@@ -206,12 +206,13 @@ def run_build(
             report = _reused_report(stage_name, out_dir)
         else:
             in_shards = stage_inputs([s.out_dir for s in upstream])
+            # per-shard work keyed by content: a shard another build already did is not done again
+            cache = workdir / "shard-cache" / stage.name / stable_hash(basis)
             if isinstance(stage, GlobalStage):
-                report = run_global_stage(stage, in_shards, out_dir, workdir / "scratch" / stage.name / key, executor)
+                report = run_global_stage(stage, in_shards, out_dir, workdir / "scratch" / stage.name / key, executor,
+                                          shard_cache=cache)
             else:
-                # per-shard outputs keyed by content: a shard another build already did is copied
-                report = run_shard_stage(stage, in_shards, out_dir, executor,
-                                         shard_cache=workdir / "shard-cache" / stage.name / stable_hash(basis))
+                report = run_shard_stage(stage, in_shards, out_dir, executor, shard_cache=cache)
         log(report.summary())
         for line in cls.summary_lines(out_dir):
             log(line)

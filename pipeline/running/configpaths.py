@@ -28,7 +28,7 @@ def path_options(config_class: type) -> tuple[tuple[str, str], ...]:
     """The options of a config dataclass that name local files or directories, as it declares them
     (`path_options`): a dotted key into its table, and how the value holds paths: "path" (the string
     is one), "eval" (`PATH[:field1,field2]`, filters/evalsets.py; every value of the table is one),
-    "keys" (every key of the table is an input as written in `inputs`)."""
+    "keys" (every key of the table is an input as written in `inputs`), "paths" (a list of paths)."""
     return tuple(getattr(config_class, "path_options", ()))
 
 
@@ -67,6 +67,8 @@ def _apply(table: dict[str, Any], options: tuple[tuple[str, str], ...], base: st
             node[key] = path(value, base)
         elif kind == "eval" and isinstance(value, dict):
             node[key] = {k: eval_(v, base) for k, v in value.items()}
+        elif kind == "paths" and isinstance(value, list):
+            node[key] = [path(v, base) for v in value]
         elif kind == "keys" and isinstance(value, dict):
             node[key] = {path(k, base): v for k, v in value.items()}
 

@@ -7,7 +7,6 @@ record exists is never recomputed, so a killed run resumes where it stopped.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 import uuid
@@ -21,6 +20,7 @@ from pipeline.core.config import stable_hash
 from pipeline.core.extractor import Extractor, WorkUnit
 from pipeline.core.io import AnyPath, as_path, copy_file, makedirs, remove_tree
 from pipeline.core.schema import DOC_SCHEMA, Doc, Rejected, docs_to_table, with_rejection
+from pipeline.core.shardcache import ShardCache, content_key
 from pipeline.core.shards import (
     REJECTED_DIR,
     STAGE_FILE,
@@ -124,15 +124,19 @@ def shard_task(args: tuple[type, Any, str, str, bool, str]) -> dict[str, Any]:
     output is also keyed by the input shard's content: the same shard reached through another build,
     another source selection or another work directory is copied from there (a hard link locally, a
     server-side copy on object storage), not computed again; the bytes are the same either way."""
-    cls, config, in_path, out_dir_s, recorded, cache = args
+    cls, config, in_path, out_dir_s, recorded, cache_dir = args
     started = time.perf_counter()
     out_dir, name = as_path(out_dir_s), as_path(in_path).stem
     if recorded and (rec := _existing_record(out_dir, name)) is not None:
         return rec
     data = read_shard_bytes(in_path)
-    cached = as_path(cache) / stable_hash({"input": hashlib.sha256(data).hexdigest(), "name": name}) if cache else None
-    if cached is not None and (rec := _cached_record(cached, out_dir, name)) is not None:
-        return rec
+    cache = ShardCache(cache_dir)
+    entry = cache.entry(content_key(data), name=name)
+    if (cached := cache.lookup(entry)) is not None:
+        copy_file(entry / "kept.parquet", out_dir / f"{name}.parquet")
+        copy_file(entry / "rejected.parquet", out_dir / REJECTED_DIR / f"{name}.parquet")
+        write_json({**cached, "cached": True}, out_dir / TASKS_DIR / f"{name}.json")
+        return {**cached, "reused": True}
     table = table_from_bytes(data, in_path)
     stage = _stage_instance(cls, config)
     result = stage.process(table)
@@ -142,22 +146,10 @@ def shard_task(args: tuple[type, Any, str, str, bool, str]) -> dict[str, Any]:
     write_table(result.rejected, out_dir / REJECTED_DIR / f"{name}.parquet")
     counts = accounting.count_shard(table, result.kept, result.rejected)
     record = _finish_task(out_dir, name, counts, [f"{name}.parquet"], [f"{name}.parquet"], started)
-    if cached is not None:  # the cache entry's record last: it is what makes the entry count
-        copy_file(out_dir / f"{name}.parquet", cached / "kept.parquet")
-        copy_file(out_dir / REJECTED_DIR / f"{name}.parquet", cached / "rejected.parquet")
-        write_json({k: v for k, v in record.items() if k != "reused"}, cached / "record.json")
+    cache.store(entry, {"kept.parquet": out_dir / f"{name}.parquet",
+                        "rejected.parquet": out_dir / REJECTED_DIR / f"{name}.parquet"},
+                {k: v for k, v in record.items() if k != "reused"})
     return record
-
-
-def _cached_record(cached: AnyPath, out_dir: AnyPath, name: str) -> dict[str, Any] | None:
-    try:
-        rec = read_json(cached / "record.json")
-    except FileNotFoundError:
-        return None
-    copy_file(cached / "kept.parquet", out_dir / f"{name}.parquet")
-    copy_file(cached / "rejected.parquet", out_dir / REJECTED_DIR / f"{name}.parquet")
-    write_json({**rec, "cached": True}, out_dir / TASKS_DIR / f"{name}.json")
-    return {**rec, "reused": True}
 
 
 def extract_task(args: tuple[type, Any, WorkUnit, str, bool]) -> dict[str, Any]:
@@ -300,9 +292,10 @@ def run_shard_stage(stage: ShardStage, in_shards: list[AnyPath], out_dir: str | 
 
 def run_global_stage(
     stage: GlobalStage, in_shards: list[AnyPath], out_dir: str | os.PathLike, scratch: str | os.PathLike,
-    executor: Executor
+    executor: Executor, shard_cache: str | os.PathLike | None = None
 ) -> StageReport:
-    """Run a global stage, then count it exactly as a shard stage: shard by shard, by file name."""
+    """Run a global stage, then count it exactly as a shard stage: shard by shard, by file name.
+    `shard_cache`: where the stage keeps its per-shard work by content (pipeline/core/shardcache.py)."""
     # A scratch directory of this run's own: another build sharing the work directory may be running
     # the same stage (its outputs are the same bytes; its intermediates must not be ours).
     out_dir, scratch = as_path(out_dir), as_path(scratch) / f"run-{uuid.uuid4().hex[:12]}"
@@ -312,7 +305,7 @@ def run_global_stage(
     started = time.perf_counter()
     done = all((out_dir / TASKS_DIR / f"{p.stem}.json").exists() for p in in_shards)
     if not done:
-        stage.run(in_shards, out_dir, scratch, executor)
+        stage.run(in_shards, out_dir, scratch, executor, ShardCache(shard_cache))
     report = StageReport(stage.name, out_dir, shards_total=len(in_shards))
     for p in in_shards:
         rec = _existing_record(out_dir, p.stem)

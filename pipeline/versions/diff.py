@@ -21,6 +21,9 @@ from pipeline.core.shards import read_json
 from pipeline.versions.manifest import format_seconds, read_run, step_seconds, wall_seconds
 from pipeline.versions.verify import resolve_manifest
 
+MAX_DECISIONS = 1000  # documents kept by one version and rejected by the other, listed with their reason
+SHOWN_DECISIONS = 20
+
 
 def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(obj, dict):
@@ -123,25 +126,36 @@ def diff_manifests(a_path: str | os.PathLike, b_path: str | os.PathLike) -> dict
     la, lb = _ledger(a_path, a, "ledger"), _ledger(b_path, b, "ledger")
     if la is not None and lb is not None:
         rb = _ledger(b_path, b, "rejected_ledger") or {}
+        ra = _ledger(a_path, a, "rejected_ledger") or {}
         sections = {st["name"]: st.get("config_section", "") for st in b["stages"]}
         sections.update({f"extract:{src}": f"sources.{src}" for src in b.get("sources", [])})
         added, removed, changed = Counter(), Counter(), Counter()
         removal_reasons: Counter = Counter()
+        decisions: list[dict[str, str]] = []  # documents one version kept and the other rejected
         for doc_id, (src, h) in la.items():
             if doc_id not in lb:
                 removed[src] += 1
                 why = rb.get(doc_id)
                 removal_reasons[(why[1], reason_key(why[2])) if why else ("", "not produced")] += 1
+                if why:
+                    decisions.append({"id": doc_id, "source": src, "change": "removed", "stage": why[1],
+                                      "reason": why[2]})
             elif lb[doc_id][1] != h:
                 changed[src] += 1
         for doc_id, (src, _) in lb.items():
             if doc_id not in la:
                 added[src] += 1
+                if (was := ra.get(doc_id)) is not None:
+                    decisions.append({"id": doc_id, "source": src, "change": "kept now", "stage": was[1],
+                                      "reason": was[2]})
+        decisions.sort(key=lambda x: (x["stage"], x["change"], x["id"]))
         documents = {
             "available": True,
             "added": dict(sorted(added.items())),
             "removed": dict(sorted(removed.items())),
             "changed": dict(sorted(changed.items())),
+            "decisions": decisions[:MAX_DECISIONS],
+            "decisions_total": len(decisions),
             "removed_by": [
                 {"stage": st, "reason": r, "docs": n,
                  "config_changes": [c for c in config
@@ -196,6 +210,12 @@ def format_diff(d: dict[str, Any]) -> str:
             where = f"{r['reason']} (stage {r['stage']})" if r["stage"] else r["reason"]
             why = "; ".join(f"config {c['key']} {_v(c['a'])} -> {_v(c['b'])}" for c in r["config_changes"])
             lines.append(f"  {r['docs']:,} docs removed by {where}" + (f"; {why}" if why else ""))
+        for x in docs.get("decisions", [])[:SHOWN_DECISIONS]:
+            verb = "removed by" if x["change"] == "removed" else "kept now, was rejected by"
+            lines.append(f"  {x['id']} ({x['source']}): {verb} {x['stage']} {x['reason']}")
+        if docs.get("decisions_total", 0) > SHOWN_DECISIONS:
+            lines.append(f"  ... and {docs['decisions_total'] - SHOWN_DECISIONS:,} more documents kept by one "
+                         f"version and rejected by the other (--json lists up to {MAX_DECISIONS:,})")
     if d["accounting"]:
         lines.append("accounting:")
         lines += [f"  {x['stage']} {x['source']} {x['count']}: {x['a']:,} -> {x['b']:,} ({x['delta']:+,})"

@@ -33,6 +33,13 @@ def real_paragraphs(limit: int = 400) -> list[str]:
     return out[:limit]
 
 
+def long_paragraphs(n: int, min_words: int = 40) -> list[str]:
+    """`n` distinct paragraphs of real prose long enough for the default quality rules."""
+    paras = list(dict.fromkeys(p for p in real_paragraphs(2000) if len(p.split()) >= min_words))
+    assert len(paras) >= n, f"only {len(paras)} long paragraphs of real prose"
+    return paras[:n]
+
+
 def write_jsonl_inputs(directory: Path, files: int, docs_per_file: int, *, bad_lines: int = 1) -> list[Path]:
     """`files` JSONL files of real paragraphs (some short ones, some malformed lines)."""
     paras = real_paragraphs(files * docs_per_file)

@@ -141,7 +141,7 @@ def test_every_path_option_names_a_field_of_its_config_class():
     for cls in classes:
         for dotted, kind in path_options(cls):
             declared += 1
-            assert kind in {"path", "eval", "keys"}
+            assert kind in {"path", "eval", "keys", "paths"}
             obj = cls()
             for part in dotted.split("."):
                 assert dataclasses.is_dataclass(obj), f"{cls.__name__}: {dotted}"

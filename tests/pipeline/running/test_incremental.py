@@ -11,7 +11,7 @@ from pipeline.running.build import check_inputs, run_build, select_sources
 from pipeline.running.buildconfig import load_build_config
 from pipeline.versions.manifest import write_version
 from tests.conftest import data_path
-from tests.pipeline.helpers import write_jsonl_inputs
+from tests.pipeline.helpers import long_paragraphs, write_jsonl_inputs
 
 CONFIG = """
 [corpus]
@@ -65,3 +65,120 @@ def test_adding_a_source_computes_only_its_shards_and_matches_a_full_build(tmp_p
     assert {s.name: s.report.shards_reused for s in fresh.steps}["langid"] == 0  # another work dir: from scratch
     # the same bytes, whether the jsonl shards were copied from the first build or computed afresh
     assert grown_version.version == fresh_version.version
+
+
+REAL = """
+[corpus]
+name = "growing-web"
+workdir = "{workdir}"
+out = "{out}"
+manifests_dir = ""
+
+[sources.cc]
+inputs = ["{warc}"]
+languages = ["en"]
+
+[sources.wikipedia]
+inputs = ["{wiki}"]
+{books}
+[stages.langid]
+
+[stages.quality]
+
+[stages.dedup]
+source_priority = ["wikipedia", "books", "cc"]
+
+[stages.decontam]
+evals = {{ gsm8k = "{gsm8k}:question,answer" }}
+"""
+
+
+def _stats(result, step: str, name: str) -> dict:
+    from pipeline.core.shards import read_json
+
+    out_dir = next(s.out_dir for s in result.steps if s.name == step)
+    return read_json(out_dir / name)
+
+
+def test_web_and_wikipedia_then_books_reuses_every_shard_of_the_first_build(tmp_path, ray_executor):
+    """Issue 17's proof: cc + wikipedia, then the same plus books: extraction, langid and quality of
+    the cc and wikipedia shards, their dedup signatures and decontamination scans are all reused; the
+    version equals a from-scratch build of all three in another work directory."""
+    warc = data_path("warc", "dolma_sample-0001.warc.gz")
+    wiki = data_path("wikipedia", "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2")
+    gsm8k = data_path("eval_sets", "gsm8k", "test.jsonl")
+    books = tmp_path / "books"
+    books.mkdir()
+    for name in ("16215.txt", "44157-0.txt"):
+        shutil.copy(data_path("gutenberg", name), books / name)
+
+    def config(name: str, workdir: Path, with_books: bool) -> Path:
+        path = tmp_path / f"{name}.toml"
+        path.write_text(REAL.format(workdir=workdir, out=tmp_path / "out", warc=warc, wiki=wiki, gsm8k=gsm8k,
+                                    books=f'[sources.books]\ninputs = ["{books}"]\n' if with_books else ""))
+        return path
+
+    first, first_version = _build(config("first", tmp_path / "work", False), ray_executor)
+    grown, grown_version = _build(config("grown", tmp_path / "work", True), ray_executor)
+    fresh, fresh_version = _build(config("fresh", tmp_path / "fresh-work", True), ray_executor)
+
+    old = {s.name: s.report for s in first.steps}
+    steps = {s.name: s.report for s in grown.steps}
+    for source in ("cc", "wikipedia"):  # the same extraction step: reused whole
+        assert steps[f"extract:{source}"].shards_computed == 0
+    new_shards = steps["extract:books"].shards_computed
+    web_shards = old["langid"].shards_total
+    assert new_shards >= 1 and web_shards >= 2
+    for stage in ("langid", "quality"):
+        assert (steps[stage].shards_reused, steps[stage].shards_computed) == (web_shards, new_shards), stage
+    # the global stages: every cc and wikipedia shard that reached them is signed / scanned once
+    dedup_inputs = old["quality"].outputs
+    signed = _stats(grown, "dedup", "_dedup.json")
+    assert (signed["signatures_reused"], signed["signatures_computed"]) == (
+        len(dedup_inputs), signed["shards"] - len(dedup_inputs))
+    scanned = _stats(grown, "decontam", "_decontam.json")
+    assert scanned["scans_reused"] == len(old["dedup"].outputs) and scanned["shards"] > scanned["scans_reused"]
+    assert _stats(fresh, "dedup", "_dedup.json")["signatures_reused"] == 0  # another work dir: from scratch
+
+    assert grown_version.version == fresh_version.version != first_version.version
+    grown_files = {e["path"]: e["sha256"] for e in _manifest(grown_version)["outputs"]}
+    assert grown_files == {e["path"]: e["sha256"] for e in _manifest(fresh_version)["outputs"]}
+
+
+def _manifest(version) -> dict:
+    import json
+
+    return json.loads(Path(version.manifest_path).read_text())
+
+
+def test_diff_of_a_grown_build_lists_the_documents_whose_dedup_decision_changed(tmp_path, ray_executor):
+    """The diff of an incremental build against its predecessor: the added documents, and each
+    document one version kept and the other rejected, with the reason."""
+    import json as _json
+
+    from pipeline.versions.diff import diff_manifests, format_diff
+
+    texts = long_paragraphs(12)
+    (tmp_path / "jsonl").mkdir()
+    for f in range(2):
+        (tmp_path / "jsonl" / f"part00{f}.jsonl").write_text(
+            "".join(_json.dumps({"id": f"{f}-{i}", "text": t}) + "\n" for i, t in enumerate(texts[f::2])))
+    doc = {"id": "0-2", "text": texts[4]}
+    # a new file repeating one of the first build's documents under an id that sorts first: it becomes
+    # the survivor and the earlier copy is now the duplicate
+    (tmp_path / "jsonl" / "part002.jsonl").write_text(_json.dumps({**doc, "id": "+copy"}) + "\n")
+    config = CONFIG.format(workdir=tmp_path / "work", out=tmp_path / "out", jsonl=tmp_path / "jsonl", books="")
+    config = config.replace("[stages.quality]\n", "[stages.dedup]\n")  # no min-length rule to pass
+    (tmp_path / "first.toml").write_text(config.replace("*.jsonl", "part00[01].jsonl"))
+    (tmp_path / "grown.toml").write_text(config)
+    _, a = _build(tmp_path / "first.toml", ray_executor)
+    grown, b = _build(tmp_path / "grown.toml", ray_executor)
+
+    d = diff_manifests(a.manifest_path, b.manifest_path)
+    old_id = f"jsonl/{doc['id']}"
+    assert d["documents"]["decisions"] == [
+        {"id": old_id, "source": "jsonl", "change": "removed", "stage": "dedup", "reason": "exact-dup:jsonl/+copy"}]
+    assert d["documents"]["added"] == {"jsonl": 1} and d["documents"]["removed"] == {"jsonl": 1}
+    assert f"{old_id} (jsonl): removed by dedup exact-dup:jsonl/+copy" in format_diff(d)
+    steps = {s.name: s.report for s in grown.steps}
+    assert (steps["langid"].shards_reused, steps["langid"].shards_computed) == (2, 1)

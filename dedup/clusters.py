@@ -1,0 +1,108 @@
+"""Steps 5-6 of dedup: one survivor per cluster, then each input shard's kept and rejected documents.
+
+The survivor is chosen by (source rank, higher quality, smaller id), which depends only on the
+documents, never on workers or partitions. Documents of an earlier version (`against`) rank before
+every input, so a new document in a cluster with one is rejected naming it as `<id>@<version>`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dedup.components import node_partition, read_edges, roots
+from dedup.context import ROW_MASK, DedupContext, read_dir, read_docs, write_by_shard
+from pipeline.core.io import as_path
+from pipeline.core.schema import with_rejection
+from pipeline.core.shards import REJECTED_DIR, read_table, write_table
+
+SURVIVOR, EXACT_DUP, NEAR_DUP = 0, 1, 2
+
+
+def members_task(item: tuple[int, str], ctx: DedupContext) -> int:
+    """(node, root) of every node of a converged component partition, sent to the node's shard."""
+    partition, gen_dir = item
+    src, dst = read_edges(as_path(gen_dir), partition)
+    node, root = roots(src, dst)
+    write_by_shard(pa.table({"node": pa.array(node), "root": pa.array(root)}), node >> 32, ctx,
+                   "members", f"{partition:05d}")
+    return len(node)
+
+
+def attrs_task(shard: int, ctx: DedupContext) -> int:
+    """Attach survivor-choice attributes to this shard's cluster members; send them to the root's partition."""
+    members = read_dir(ctx.path("members", shard))
+    if members is None:
+        return 0
+    node, root = members.column("node").to_numpy(), members.column("root").to_numpy()
+    docs = read_docs(ctx.sig_dir(shard)).take(pa.array(node & ROW_MASK))
+    ids = docs.column("id")
+    if (version := ctx.version_of(shard)) is not None:
+        ids = pc.binary_join_element_wise(ids, pa.scalar(version), "@")
+    table = pa.table({"root": pa.array(root), "node": pa.array(node), "id": ids,
+                      "source_rank": docs.column("source_rank"), "quality": docs.column("quality"),
+                      "text_hash": docs.column("text_hash")})
+    part = node_partition(root, ctx.partitions)
+    for q in np.unique(part).tolist():
+        write_table(table.filter(pa.array(part == q)), ctx.path("clusters", q, f"{shard:05d}.parquet"))
+    return len(node)
+
+
+def survivor_task(partition: int, ctx: DedupContext) -> int:
+    """Choose each cluster's survivor: source priority, then higher quality, then smaller id."""
+    t = read_dir(ctx.path("clusters", partition))
+    if t is None:
+        return 0
+    neg_quality = pc.fill_null(pc.negate(t.column("quality")), float("inf"))
+    neg_quality = pc.if_else(pc.is_nan(neg_quality), float("inf"), neg_quality)
+    t = t.append_column("neg_quality", neg_quality)
+    t = t.take(pc.sort_indices(t, [("root", "ascending"), ("source_rank", "ascending"),
+                                   ("neg_quality", "ascending"), ("id", "ascending")]))
+    root = t.column("root").to_numpy()
+    starts = np.flatnonzero(np.concatenate([[True], root[1:] != root[:-1]]))
+    sizes = np.diff(np.append(starts, len(root)))
+    first = np.repeat(starts, sizes)
+    ids = t.column("id").combine_chunks()
+    hashes = np.frombuffer(b"".join(t.column("text_hash").to_pylist()), "S16") if len(root) else np.zeros(0, "S16")
+    kind = np.where(hashes == hashes[first], EXACT_DUP, NEAR_DUP)
+    kind[starts] = SURVIVOR
+    node = t.column("node").to_numpy()
+    table = pa.table({"node": pa.array(node), "survivor": ids.take(pa.array(first)),
+                      "size": pa.array(np.repeat(sizes, sizes).astype(np.int64)),
+                      "kind": pa.array(kind.astype(np.int8))})
+    write_by_shard(table, node >> 32, ctx, "decisions", f"{partition:05d}", inputs_only=True)
+    return len(starts)
+
+
+def write_task(item: tuple[int, str], ctx: DedupContext) -> dict[str, Any]:
+    """Write one input shard's kept and rejected documents with their cluster columns."""
+    shard, out_dir = item
+    path = as_path(ctx.shards[shard])
+    table = read_table(path)
+    n = table.num_rows
+    cluster = table.column("id").to_pylist()
+    size = np.ones(n, np.int64)
+    kind = np.full(n, SURVIVOR, np.int8)
+    dec = read_dir(ctx.path("decisions", shard))
+    if dec is not None:
+        rows = dec.column("node").to_numpy() & ROW_MASK
+        size[rows] = dec.column("size").to_numpy()
+        kind[rows] = dec.column("kind").to_numpy()
+        for r, s in zip(rows.tolist(), dec.column("survivor").to_pylist(), strict=True):
+            cluster[r] = s
+    for name in ("dup_cluster", "dup_cluster_size"):
+        if name in table.column_names:
+            table = table.drop_columns([name])
+    table = table.append_column("dup_cluster", pa.array(cluster, pa.string()))
+    table = table.append_column("dup_cluster_size", pa.array(size))
+    keep = kind == SURVIVOR
+    rej_rows = np.flatnonzero(~keep)
+    reasons = [("exact-dup:" if kind[r] == EXACT_DUP else "near-dup:") + cluster[r] for r in rej_rows.tolist()]
+    kept = table.filter(pa.array(keep))
+    rejected = with_rejection(table.take(pa.array(rej_rows, pa.int64())), "dedup", reasons)
+    write_table(kept, as_path(out_dir) / path.name)
+    write_table(rejected, as_path(out_dir) / REJECTED_DIR / path.name)
+    return {"kept": kept.num_rows, "rejected": rejected.num_rows}

@@ -1,0 +1,133 @@
+"""Step 1 of dedup, per shard: normalize, hash and sign its documents, then scatter by partition.
+
+The costly part (normalization, text hashes, MinHash signatures) depends only on the shard's content
+and the config, so it is kept in the shard cache by content (pipeline/core/shardcache.py): a build
+that adds a source signs only the new shards, and the documents of an earlier version given by
+`against` are signed once. The scatter (nodes, band keys, partitions) depends on the shard's place in
+this run and is redone every time; it is cheap next to signing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dedup import exact, lsh, minhash
+from dedup.context import DedupContext, read_docs, read_signatures, sig_array
+from dedup.normalize import normalize_array, shingle_spans
+from pipeline.core.io import as_path
+from pipeline.core.shardcache import ShardCache, content_key
+from pipeline.core.shards import read_shard_bytes, read_table, table_from_bytes, write_table
+
+_BATCH_ROWS = 2048
+_BATCH_TEXT_BYTES = 8 << 20
+REFERENCE_RANK = -1  # documents of an earlier version always survive: they are published already
+
+
+def text_batches(table: pa.Table) -> list[pa.Table]:
+    """Row slices of at most _BATCH_ROWS rows and about _BATCH_TEXT_BYTES of text each."""
+    sizes = pc.binary_length(table.column("text").cast(pa.binary())).to_numpy(zero_copy_only=False)
+    out, start, acc = [], 0, 0
+    for i, size in enumerate(np.nan_to_num(sizes.astype(np.float64)).tolist()):
+        if i > start and (i - start >= _BATCH_ROWS or acc + size > _BATCH_TEXT_BYTES):
+            out.append(table.slice(start, i - start))
+            start, acc = i, 0
+        acc += size
+    out.append(table.slice(start, table.num_rows - start))
+    return out
+
+
+def sign_table(table: pa.Table, config: Any, reference: bool) -> tuple[pa.Table, pa.Table]:
+    """(per-document attributes, signatures) of one shard's documents."""
+    hashes: list[bytes] = []
+    sig_parts: list[np.ndarray] = [np.zeros((0, config.num_perm), np.uint32)]
+    for batch in text_batches(table):
+        normalized = normalize_array(batch.column("text"))
+        hashes.extend(exact.text_hashes(normalized, batch.column("text").combine_chunks()))
+        if config.near:
+            spans = shingle_spans(normalized, config.shingle_size)
+            # a document without shingles has an all-MAX_HASH row and never enters LSH
+            sig_parts.append(minhash.signatures(spans, config.num_perm, config.seed, config.hash_function))
+    n = table.num_rows
+    if reference:
+        ranks, quality = [REFERENCE_RANK] * n, pa.nulls(n, pa.float64())
+    else:
+        priority = {s: i for i, s in enumerate(config.source_priority)}
+        ranks = [priority.get(s, len(priority)) for s in table.column("source").to_pylist()]
+        quality = pa.nulls(n, pa.float64())
+        if config.quality_column in table.column_names:
+            try:
+                quality = pc.cast(table.column(config.quality_column), pa.float64(), safe=False)
+            except pa.ArrowException as exc:
+                raise ValueError(f"column {config.quality_column!r} is not numeric: {exc}") from exc
+    docs = pa.table({
+        "id": table.column("id"),
+        "source_rank": pa.array(ranks, pa.int32()),
+        "quality": quality,
+        "text_hash": pa.array(hashes, pa.binary(exact.HASH_BYTES)),
+    })
+    sigs = pa.table({"sig": sig_array(np.concatenate(sig_parts))}) if config.near else pa.table({})
+    return docs, sigs
+
+
+def signature_task(item: tuple[int, ShardCache], ctx: DedupContext) -> dict[str, Any]:
+    """Sign one shard (or find its signatures in the cache), then write its partitioned band keys and
+    text hashes. Returns where its attributes and signatures are, and whether they were reused."""
+    shard, cache = item
+    cfg = ctx.config
+    path = as_path(ctx.shards[shard])
+    reference = ctx.is_reference(shard)
+    data = None
+    if reference:  # the manifest names the file's sha256: no read on a cache hit
+        sha = ctx.ref_sha256[shard - ctx.num_inputs]
+    else:
+        data = read_shard_bytes(path)
+        sha = content_key(data)
+    entry = cache.entry(sha, kind="signatures", reference=reference)
+    reused = cache.lookup(entry) is not None
+    if not reused:
+        if reference:
+            table = read_table(path, ["id", "source", "text"])
+        else:
+            table = table_from_bytes(data, path)
+        try:
+            docs, sigs = sign_table(table, cfg, reference)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from exc
+        target = entry if entry is not None else ctx.path("signed", shard)
+        write_table(docs, target / "docs.parquet")
+        write_table(sigs, target / "sigs.parquet")
+        cache.commit(entry, {"docs": docs.num_rows})
+    sig_dir = str(entry if entry is not None else ctx.path("signed", shard))
+    _scatter(shard, ctx, sig_dir)
+    return {"sig_dir": sig_dir, "reused": reused}
+
+
+def _scatter(shard: int, ctx: DedupContext, sig_dir: str) -> None:
+    cfg = ctx.config
+    docs = read_docs(as_path(sig_dir), ["text_hash"])
+    n = docs.num_rows
+    nodes = (np.int64(shard) << np.int64(32)) | np.arange(n, dtype=np.int64)
+    if cfg.exact:
+        hashes = docs.column("text_hash").to_pylist()
+        part = exact.hash_partition(hashes, ctx.partitions)
+        for p in np.unique(part).tolist():
+            sel = np.flatnonzero(part == p)
+            write_table(pa.table({"hash": pa.array([hashes[i] for i in sel], pa.binary(exact.HASH_BYTES)),
+                                  "node": pa.array(nodes[sel])}),
+                        ctx.path("exact", p, f"{shard:05d}.parquet"))
+    if cfg.near:
+        sig = read_signatures(as_path(sig_dir), cfg.num_perm)
+        usable = ~np.all(sig == minhash.MAX_HASH, axis=1)
+        keys = minhash.band_keys(sig[usable], ctx.bands, ctx.rows)
+        part = lsh.band_partition(keys, ctx.partitions)
+        band_ids = np.broadcast_to(np.arange(ctx.bands, dtype=np.int16)[None, :], keys.shape)
+        node_m = np.broadcast_to(nodes[usable][:, None], keys.shape)
+        for p in np.unique(part).tolist():
+            sel = part == p
+            write_table(pa.table({"band": pa.array(band_ids[sel]), "key": pa.array(keys[sel]),
+                                  "node": pa.array(node_m[sel])}),
+                        ctx.path("bands", p, f"{shard:05d}.parquet"))
