@@ -139,12 +139,23 @@ def test_band_collision_alone_removes_nothing(corpus, tmp_path):
     assert set(rejected.column("id").to_pylist()) == set(planted)
 
 
-def test_exact_jaccard_verification_gives_same_decisions(corpus, tmp_path):
+def test_signature_verification_gives_the_same_decisions_on_clear_cases(corpus, tmp_path):
     docs, _ = corpus
     shards = _write_shards(docs, tmp_path / "in", 2)
-    _, k1, r1, _ = _run(shards, tmp_path, "sig", DedupConfig())
-    _, k2, r2, _ = _run(shards, tmp_path, "exact", DedupConfig(verify="exact"))
+    _, k1, r1, _ = _run(shards, tmp_path, "sig", DedupConfig(verify="signature"))
+    _, k2, r2, _ = _run(shards, tmp_path, "exact", DedupConfig())
     assert _decisions(k1, r1) == _decisions(k2, r2)
+
+
+def test_output_identical_on_one_worker_and_on_two(corpus, tmp_path, ray_executor):
+    docs, _ = corpus
+    shards = _write_shards(docs, tmp_path / "in", 3)
+    _, _, _, serial = _run(shards, tmp_path, "serial", DedupConfig())
+    _, _, _, ray = _run(shards, tmp_path, "ray", DedupConfig(), executor=ray_executor)
+    assert ray_executor.num_workers == 2
+    files = sorted(p.relative_to(serial) for p in serial.rglob("*.parquet"))
+    assert files == sorted(p.relative_to(ray) for p in ray.rglob("*.parquet"))
+    assert all((serial / f).read_bytes() == (ray / f).read_bytes() for f in files)
 
 
 def test_fast_hash_option_finds_the_same_duplicates(corpus, tmp_path):
