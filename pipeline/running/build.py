@@ -168,15 +168,16 @@ def run_build(
         ctx = PlanContext(executor=executor, scratch=scratch, fingerprints=fingerprints)
         units: list[WorkUnit] = extractor.plan(section.inputs, ctx)
         fingerprints.save()
-        key = stable_hash({
+        basis = {
             "step": f"extract:{name}",
             "version": extractor.version,
             "config": keyed_paths(portable(to_plain(section.options), workdir), type(section.options), config.path),
-            "units": [[u.key, u.fingerprint] for u in units],
-        })
+        }
+        key = stable_hash({**basis, "units": [[u.key, u.fingerprint] for u in units]})
         out_dir = workdir / "stages" / f"extract-{name}" / key
         report = _reused_report(f"extract:{name}", out_dir) if _finished(out_dir) else run_extract(
-            extractor, units, out_dir, executor)
+            extractor, units, out_dir, executor,
+            unit_cache=workdir / "shard-cache" / f"extract-{name}" / stable_hash(basis))
         log(report.summary())
         for failure in report.failed:
             log(f"  FAILED input {failure['task']}: {failure['error']}")

@@ -152,13 +152,33 @@ def shard_task(args: tuple[type, Any, str, str, bool, str]) -> dict[str, Any]:
     return record
 
 
-def extract_task(args: tuple[type, Any, WorkUnit, str, bool]) -> dict[str, Any]:
-    """Extract one work unit into parts of bounded size; the task record makes the unit done."""
-    cls, config, unit, out_dir_s, recorded = args
+def extract_task(args: tuple[type, Any, WorkUnit, str, bool, str]) -> dict[str, Any]:
+    """Extract one work unit into parts of bounded size; the task record makes the unit done.
+
+    With a cache (keyed by the extractor, its version and config), a unit is also kept by its key and
+    content fingerprint: adding files to a source's inputs extracts only the new ones."""
+    cls, config, unit, out_dir_s, recorded, cache_dir = args
     started = time.perf_counter()
     out_dir = as_path(out_dir_s)
     if recorded and (rec := _existing_record(out_dir, unit.key)) is not None:
         return rec
+    cache = ShardCache(cache_dir if unit.fingerprint else None)
+    entry = cache.entry(unit.fingerprint, key=unit.key)
+    if (cached := cache.lookup(entry)) is not None:
+        for name in cached["outputs"]:
+            copy_file(entry / name, out_dir / name)
+        for name in cached["rejected_outputs"]:
+            copy_file(entry / REJECTED_DIR / name, out_dir / REJECTED_DIR / name)
+        write_json({**cached, "cached": True}, out_dir / TASKS_DIR / f"{unit.key}.json")
+        return {**cached, "reused": True}
+    record = _extract_unit(cls, config, unit, out_dir, started)
+    cache.store(entry, {**{n: out_dir / n for n in record["outputs"]},
+                        **{f"{REJECTED_DIR}/{n}": out_dir / REJECTED_DIR / n for n in record["rejected_outputs"]}},
+                {k: v for k, v in record.items() if k != "reused"})
+    return record
+
+
+def _extract_unit(cls: type, config: Any, unit: WorkUnit, out_dir: AnyPath, started: float) -> dict[str, Any]:
     extractor = _stage_instance(cls, config)
     stage_name = f"extract:{cls.name}"
     kept: list[Doc] = []
@@ -253,15 +273,18 @@ def _prepare_dir(out_dir: AnyPath) -> None:
 
 
 def run_extract(
-    extractor: Extractor, units: list[WorkUnit], out_dir: str | os.PathLike, executor: Executor
+    extractor: Extractor, units: list[WorkUnit], out_dir: str | os.PathLike, executor: Executor,
+    unit_cache: str | os.PathLike | None = None,
 ) -> StageReport:
     """Extract every work unit, one task each. A unit whose task fails (e.g. a wholly unreadable
-    file) is reported by name and the others still complete; a rerun retries only the failed ones."""
+    file) is reported by name and the others still complete; a rerun retries only the failed ones.
+    `unit_cache`: where units are kept by content across builds (see extract_task)."""
     out_dir = as_path(out_dir)
     _prepare_dir(out_dir)
     report = StageReport(f"extract:{extractor.name}", out_dir, shards_total=len(units))
     done = _recorded(out_dir)
-    items = [(type(extractor), extractor.config, u, str(out_dir), u.key in done) for u in units]
+    cache = str(unit_cache) if unit_cache else ""
+    items = [(type(extractor), extractor.config, u, str(out_dir), u.key in done, cache) for u in units]
     results = executor.map(extract_task, items, desc=report.name, return_failures=True)
     _collect(report, results, items, lambda it: it[2].payload.get("path") or it[2].key)
     ids = [read_table(out_dir / name, columns=["id"]) for name in sorted(report.outputs)]

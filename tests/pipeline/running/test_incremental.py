@@ -4,6 +4,7 @@ a from-scratch build of everything."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -75,7 +76,7 @@ out = "{out}"
 manifests_dir = ""
 
 [sources.cc]
-inputs = ["{warc}"]
+inputs = {warcs}
 languages = ["en"]
 
 [sources.wikipedia]
@@ -101,10 +102,11 @@ def _stats(result, step: str, name: str) -> dict:
 
 
 def test_web_and_wikipedia_then_books_reuses_every_shard_of_the_first_build(tmp_path, ray_executor):
-    """Issue 17's proof: cc + wikipedia, then the same plus books: extraction, langid and quality of
-    the cc and wikipedia shards, their dedup signatures and decontamination scans are all reused; the
-    version equals a from-scratch build of all three in another work directory."""
+    """Issue 17's proof: cc + wikipedia, then the same plus books and one more WARC: extraction, langid
+    and quality of the first build's shards, their dedup signatures and decontamination scans are all
+    reused; the version equals a from-scratch build of everything in another work directory."""
     warc = data_path("warc", "dolma_sample-0001.warc.gz")
+    second_warc = data_path("warc", "resiliparse_CC-MAIN-2020-34_warcfile.warc.gz")
     wiki = data_path("wikipedia", "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2")
     gsm8k = data_path("eval_sets", "gsm8k", "test.jsonl")
     books = tmp_path / "books"
@@ -112,10 +114,11 @@ def test_web_and_wikipedia_then_books_reuses_every_shard_of_the_first_build(tmp_
     for name in ("16215.txt", "44157-0.txt"):
         shutil.copy(data_path("gutenberg", name), books / name)
 
-    def config(name: str, workdir: Path, with_books: bool) -> Path:
+    def config(name: str, workdir: Path, grown: bool) -> Path:
         path = tmp_path / f"{name}.toml"
-        path.write_text(REAL.format(workdir=workdir, out=tmp_path / "out", warc=warc, wiki=wiki, gsm8k=gsm8k,
-                                    books=f'[sources.books]\ninputs = ["{books}"]\n' if with_books else ""))
+        warcs = [str(warc), str(second_warc)] if grown else [str(warc)]
+        path.write_text(REAL.format(workdir=workdir, out=tmp_path / "out", warcs=json.dumps(warcs), wiki=wiki,
+                                    gsm8k=gsm8k, books=f'[sources.books]\ninputs = ["{books}"]\n' if grown else ""))
         return path
 
     first, first_version = _build(config("first", tmp_path / "work", False), ray_executor)
@@ -124,11 +127,12 @@ def test_web_and_wikipedia_then_books_reuses_every_shard_of_the_first_build(tmp_
 
     old = {s.name: s.report for s in first.steps}
     steps = {s.name: s.report for s in grown.steps}
-    for source in ("cc", "wikipedia"):  # the same extraction step: reused whole
-        assert steps[f"extract:{source}"].shards_computed == 0
-    new_shards = steps["extract:books"].shards_computed
+    assert steps["extract:wikipedia"].shards_computed == 0  # the same extraction step: reused whole
+    # cc has a new input: a new step, in which the first WARC's unit is reused, not extracted again
+    assert (steps["extract:cc"].shards_reused, steps["extract:cc"].shards_computed) == (1, 1)
+    new_shards = steps["extract:books"].shards_computed + len(steps["extract:cc"].outputs) - len(old["extract:cc"].outputs)
     web_shards = old["langid"].shards_total
-    assert new_shards >= 1 and web_shards >= 2
+    assert new_shards >= 2 and web_shards >= 2
     for stage in ("langid", "quality"):
         assert (steps[stage].shards_reused, steps[stage].shards_computed) == (web_shards, new_shards), stage
     # the global stages: every cc and wikipedia shard that reached them is signed / scanned once
@@ -154,19 +158,17 @@ def _manifest(version) -> dict:
 def test_diff_of_a_grown_build_lists_the_documents_whose_dedup_decision_changed(tmp_path, ray_executor):
     """The diff of an incremental build against its predecessor: the added documents, and each
     document one version kept and the other rejected, with the reason."""
-    import json as _json
-
     from pipeline.versions.diff import diff_manifests, format_diff
 
     texts = long_paragraphs(12)
     (tmp_path / "jsonl").mkdir()
     for f in range(2):
         (tmp_path / "jsonl" / f"part00{f}.jsonl").write_text(
-            "".join(_json.dumps({"id": f"{f}-{i}", "text": t}) + "\n" for i, t in enumerate(texts[f::2])))
+            "".join(json.dumps({"id": f"{f}-{i}", "text": t}) + "\n" for i, t in enumerate(texts[f::2])))
     doc = {"id": "0-2", "text": texts[4]}
     # a new file repeating one of the first build's documents under an id that sorts first: it becomes
     # the survivor and the earlier copy is now the duplicate
-    (tmp_path / "jsonl" / "part002.jsonl").write_text(_json.dumps({**doc, "id": "+copy"}) + "\n")
+    (tmp_path / "jsonl" / "part002.jsonl").write_text(json.dumps({**doc, "id": "+copy"}) + "\n")
     config = CONFIG.format(workdir=tmp_path / "work", out=tmp_path / "out", jsonl=tmp_path / "jsonl", books="")
     config = config.replace("[stages.quality]\n", "[stages.dedup]\n")  # no min-length rule to pass
     (tmp_path / "first.toml").write_text(config.replace("*.jsonl", "part00[01].jsonl"))
