@@ -14,16 +14,16 @@ DEFAULT_CONFIG = "configs/demo.toml"
 
 
 def _executor(args: argparse.Namespace):
-    from pipeline.running.executor import RayExecutor, SerialExecutor
+    from pipeline.running.executor import make_executor
 
-    if getattr(args, "serial", False):
-        return SerialExecutor()
-    return RayExecutor(address=getattr(args, "ray_address", None), num_cpus=getattr(args, "workers", None))
+    return make_executor(getattr(args, "ray_address", None), getattr(args, "workers", None),
+                         getattr(args, "serial", False))
 
 
 def _add_runtime(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray-address", help="connect to this Ray cluster (default: $RAY_ADDRESS, else a local instance)")
-    p.add_argument("--workers", type=int, help="CPUs of the local Ray instance (default: all cores)")
+    p.add_argument("--workers", type=int,
+                   help="CPUs of the local Ray instance (default: all cores); 1 runs in this process, without Ray")
     p.add_argument("--serial", action="store_true", help="run tasks in this process, without Ray (debugging)")
 
 
@@ -179,6 +179,43 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_long(text: str) -> None:
+    """Print a long answer that may be piped into `head`: a reader that stops early is no error."""
+    import os
+
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    from pipeline.outputs.reader import TokenShardError
+    from pipeline.versions.store import TraceError
+    from pipeline.versions.trace import run_trace
+
+    try:
+        _print_long(run_trace(args.version, doc=args.doc, split=args.split, token=args.token, step=args.step,
+                              batch_size=args.batch_size, seq_len=args.seq_len, as_json=args.json))
+    except (TraceError, TokenShardError) as exc:
+        print(f"corpus: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from pipeline.versions.show import run_show
+    from pipeline.versions.store import TraceError
+
+    try:
+        _print_long(run_show(args.version, reason=args.reason, sample=args.sample, source=args.source,
+                             kept=args.kept, seed=args.seed, chars=args.chars, as_json=args.json))
+    except TraceError as exc:
+        print(f"corpus: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     from pipeline.running.config_reference import render_markdown, render_toml
 
@@ -271,6 +308,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("manifest", help="manifest.json or a version directory")
     p.add_argument("--out", default="report.html")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("trace", help="where a document, a training token or a training step came from")
+    p.add_argument("version", help="a version directory or its manifest.json")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--doc", metavar="ID", help="a document id, kept or rejected")
+    what.add_argument("--token", type=int, metavar="N", help="a token position in the split's token stream")
+    what.add_argument("--step", type=int, metavar="S", help="a training step of the reader's packed order")
+    p.add_argument("--split", default="train", help="the split of --token and --step (default train)")
+    p.add_argument("--batch-size", type=int, metavar="B", help="sequences per step (global batch size)")
+    p.add_argument("--seq-len", type=int, metavar="L", help="tokens per sequence, as given to the reader")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_trace)
+
+    p = sub.add_parser("show", help="sample documents a rule rejected (or kept); --reason alone lists reasons")
+    p.add_argument("version", help="a version directory or its manifest.json")
+    p.add_argument("--reason", nargs="?", const="", help="e.g. quality:gopher_min_words, near-dup, lang:de")
+    p.add_argument("--sample", type=int, default=10, metavar="N", help="how many documents (default 10)")
+    p.add_argument("--source", help="only documents of this source")
+    p.add_argument("--kept", action="store_true", help="sample kept documents instead (with the scores of "
+                   "the --reason's stage)")
+    p.add_argument("--seed", type=int, default=0, help="another seed draws another sample (default 0)")
+    p.add_argument("--chars", type=int, default=300, help="text shown per document (default 300)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("verify", help="re-hash every file of a corpus version and check its counts")
     p.add_argument("manifest", help="manifest.json or a version directory")

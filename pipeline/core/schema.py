@@ -97,3 +97,15 @@ def reason_key(reason: str) -> str:
     if sep and "/" in tail:
         return head
     return reason
+
+
+# WARC record types that never hold a document (a crawl's requests, its metadata, the file's warcinfo
+# header, ...): an extractor counts them as rejected so that records in = kept + rejected, but reports
+# show them as records skipped by type, apart from documents some rule rejected.
+SKIPPED_RECORD_TYPES = frozenset({"warcinfo", "request", "metadata", "revisit", "resource", "continuation"})
+
+
+def is_skipped_record(reason: str) -> bool:
+    """True for `<source>:<record type>` reasons (`cc:request`): a record that was never a document."""
+    head, sep, tail = reason.partition(":")
+    return bool(sep) and tail in SKIPPED_RECORD_TYPES

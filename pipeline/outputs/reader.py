@@ -176,6 +176,10 @@ class TokenShard:
     def doc_id(self, i: int) -> str:
         return self._docs()["ids"][i]
 
+    def doc_ids(self) -> list[str]:
+        """Every document id of the shard, in order."""
+        return self._docs()["ids"]
+
     def doc_source(self, i: int) -> str:
         return self._docs()["sources"][i]
 

@@ -233,3 +233,13 @@ class SerialExecutor:
 
     def shutdown(self) -> None:
         pass
+
+
+def make_executor(address: str | None = None, workers: int | None = None, serial: bool = False):
+    """The executor for a command: in-process when asked (`--serial`) or when a local run gets one
+    worker (`--workers 1` and no cluster address): a one-CPU Ray instance runs the same tasks one at a
+    time, and starting it costs ~6 s, more than a small extraction; otherwise Ray."""
+    joins_cluster = bool((address or os.environ.get("RAY_ADDRESS") or "").strip() not in ("", "local"))
+    if serial or (workers == 1 and not joins_cluster):
+        return SerialExecutor()
+    return RayExecutor(address=address, num_cpus=workers)

@@ -37,8 +37,10 @@ from pipeline.core.io import (
     write_bytes_atomic,
     write_json,
 )
+from pipeline.core.schema import is_skipped_record
 from pipeline.core.shards import list_rejected, list_shards, read_table
 from pipeline.running.buildconfig import BuildConfig
+from pipeline.versions.lineage import SAMPLES_FILE, build_samples, portable_meta, step_columns
 
 MANIFEST_SCHEMA_VERSION = 1
 RUN_FILE = "run.json"  # beside manifest.json: what legitimately differs between reproductions
@@ -126,12 +128,19 @@ def build_ledger(shards: list[AnyPath]) -> pa.Table:
 
 
 def build_rejected_ledger(step_dirs: list[AnyPath]) -> pa.Table:
-    """Every rejected document of every step: id, source, stage, reason — what `corpus diff` explains with."""
+    """Every rejected document of every step: id, source, stage, reason — what `corpus diff` explains
+    with — and its url and meta, where it came from (WARC file and offset, dump, ebook), for `corpus trace`."""
     parts = []
     for d in step_dirs:
         for shard in list_rejected(d):
-            parts.append(read_table(shard, columns=["id", "source", "stage", "reason"]))
-    schema = pa.schema([("id", pa.string()), ("source", pa.string()), ("stage", pa.string()), ("reason", pa.string())])
+            t = read_table(shard, columns=list(REJECTED_COLUMNS))
+            meta = t.column("meta").cast(pa.string())
+            with_file = pc.fill_null(pc.match_substring(meta, '"file"'), False)
+            if pc.any(with_file).as_py():  # only those rows are parsed
+                meta = pa.array([portable_meta(m) if f else m for m, f in zip(
+                    meta.to_pylist(), with_file.to_pylist(), strict=True)], pa.string())
+            parts.append(t.set_column(t.schema.get_field_index("meta"), "meta", meta))
+    schema = pa.schema([(c, pa.string()) for c in REJECTED_COLUMNS])
     if not parts:
         return schema.empty_table()
     return pa.concat_tables([t.cast(schema) for t in parts])
@@ -173,7 +182,9 @@ def write_version(config: BuildConfig, result, *, sources: list[str], out: str |
     ledger_bytes = parquet_bytes(ledger)
     rejected = build_rejected_ledger([s.out_dir for s in result.steps])
     rejected_bytes = parquet_bytes(rejected)
-    content = [f["sha256"] for f in files] + [_sha(ledger_bytes), _sha(rejected_bytes)]
+    samples = build_samples([s.out_dir for s in result.steps])
+    samples_bytes = parquet_bytes(samples)
+    content = [f["sha256"] for f in files] + [_sha(ledger_bytes), _sha(rejected_bytes), _sha(samples_bytes)]
     version = stable_hash({"build": build_key, "content": content}, n=12)
     vdir = root / version
     manifest_path = vdir / "manifest.json"
@@ -184,6 +195,7 @@ def write_version(config: BuildConfig, result, *, sources: list[str], out: str |
                 copy_file(src, dst)
         write_bytes_atomic(ledger_bytes, vdir / "ledger.parquet")
         write_bytes_atomic(rejected_bytes, vdir / "rejected.parquet")
+        write_bytes_atomic(samples_bytes, vdir / SAMPLES_FILE)
         reports = {}
         for step in result.steps:
             for report_name, file_name in sorted(step.report_files.items()):
@@ -203,7 +215,8 @@ def write_version(config: BuildConfig, result, *, sources: list[str], out: str |
             "inputs": {s.name: s.inputs for s in result.steps if s.inputs},
             "stages": [
                 {"name": s.name, "key": s.key, "config_section": s.section, "tasks": s.report.shards_total, "failed": s.report.failed,
-                 "sources": s.report.counts, "totals": accounting.totals(s.report.counts)}
+                 "sources": s.report.counts, "totals": accounting.totals(s.report.counts),
+                 "records_skipped": skipped_records(s.report.counts), "columns": step_columns(s.out_dir)}
                 for s in result.steps
             ],
             "outputs": files,
@@ -211,6 +224,8 @@ def write_version(config: BuildConfig, result, *, sources: list[str], out: str |
                        "docs": ledger.num_rows},
             "rejected_ledger": {"path": "rejected.parquet", "bytes": len(rejected_bytes),
                                 "sha256": _sha(rejected_bytes), "docs": rejected.num_rows},
+            "samples": {"path": SAMPLES_FILE, "bytes": len(samples_bytes), "sha256": _sha(samples_bytes),
+                        "docs": samples.num_rows},
             "tokens": tokens_summary,
             "totals": {"docs": ledger.num_rows, "text_bytes": int(pc.sum(ledger.column("text_bytes")).as_py() or 0)},
         }
@@ -225,6 +240,13 @@ def write_version(config: BuildConfig, result, *, sources: list[str], out: str |
     if config.corpus.manifests_dir:
         copy_file(manifest_path, as_path(config.corpus.manifests_dir) / config.corpus.name / f"{version}.json")
     return Version(version, vdir, manifest_path)
+
+
+def skipped_records(counts: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """Per source, the rejected records that were never documents (`cc:request`, `cc:warcinfo`, ...):
+    still counted in `rejected_docs`, so in = kept + rejected holds, but reported apart."""
+    out = {src: sum(n for r, n in c["reasons"].items() if is_skipped_record(r)) for src, c in sorted(counts.items())}
+    return {src: n for src, n in out.items() if n}
 
 
 def read_run(manifest_path: AnyPath) -> dict[str, Any] | None:
@@ -265,6 +287,7 @@ def format_seconds(seconds: float) -> str:
 
 
 OUTPUT_DIRS = ("text", "tokens", "megatron")
+REJECTED_COLUMNS = ("id", "source", "stage", "reason", "url", "meta")
 
 
 def _sha(data: bytes) -> str:

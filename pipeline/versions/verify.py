@@ -26,8 +26,7 @@ def verify(manifest_path: str | os.PathLike) -> list[str]:
     manifest = read_json(manifest_path)
     root = manifest_path.parent
     entries = list(manifest["outputs"]) + [manifest["ledger"]]
-    if "rejected_ledger" in manifest:
-        entries.append(manifest["rejected_ledger"])
+    entries += [manifest[key] for key in ("rejected_ledger", "samples") if key in manifest]
     entries += list(manifest.get("reports", {}).values())
     problems = []
     total_docs = 0

@@ -71,21 +71,52 @@ def version(tmp_path_factory, ray_executor):
     return _build(cfg, ray_executor)[1]
 
 
+def _section(page: str, name: str) -> str:
+    return re.search(rf'<section id="{name}">.*?</section>', page, re.S).group(0)
+
+
 def test_report_holds_every_plot_with_real_numbers(version):
     page = render_report(version.dir)
-    for section in ("funnel", "reasons", "languages", "lengths", "sources", "clusters", "tokens", "contamination"):
+    for section in ("funnel", "reasons", "languages", "lengths", "sources", "clusters", "tokens", "contamination",
+                    "time", "skipped", "samples"):
         assert f'id="{section}"' in page
     assert "min_words:below-12" in page
     assert re.search(r'id="funnel".*?<rect', page, re.S)
 
 
+def test_demo_report_shows_sources_skipped_records_samples_and_clusters_apart(demo_version):
+    page = render_report(demo_version)
+    colours = {source: colour for colour, source in re.findall(r'<i style="background:(#\w+)"></i>(\w+)<', page)}
+    assert sorted(colours) == ["books", "cc", "code", "reddit", "wikipedia"]
+    funnel = _section(page, "funnel")
+    for source, colour in colours.items():  # one colour per source, the same in the funnel and the tokens
+        assert f">{source}</h3>" in funnel and f'fill="{colour}"' in funnel
+        assert f'fill="{colour}"><title>train · {source}:' in _section(page, "tokens")
+    assert "records read (47 skipped by type)" in funnel
+    assert "cc:request" in _section(page, "skipped") and "cc:request" not in _section(page, "reasons")
+    assert "quality:min_tokens" in _section(page, "reasons")
+    samples = _section(page, "samples")
+    assert samples.count("<details>") >= 10 and "dedup · near-dup" in samples and "cc:request" not in samples
+    assert "<script" not in page.lower()  # sample text is escaped; the report runs no code
+    assert "Largest clusters" in _section(page, "clusters")
+    assert "line 1" in _section(page, "contamination")
+    assert "Build wall time" in _section(page, "time")
+    assert len(page.encode()) < 500_000
+
+
 @pytest.mark.slow
-def test_report_renders_in_headless_chromium(version, tmp_path):
+def test_report_renders_in_headless_chromium(demo_version, tmp_path):
     chromium = _chromium()
-    report = write_report(version.dir, tmp_path / "report.html")
-    dom = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'u1'}", "--dump-dom",
-                          report.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    report = write_report(demo_version, tmp_path / "report.html")
+    proc = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'u1'}", "--enable-logging=stderr",
+                           "--v=0", "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120)
+    dom = proc.stdout
+    assert "CONSOLE" not in proc.stderr, proc.stderr[-2000:]  # no console message, let alone an error
     assert dom.count("<svg") >= 4 and dom.count("<rect") >= 6
+    funnel = re.search(r'<section id="funnel">.*?</section>', dom, re.S).group(0)
+    assert funnel.count("<svg") == 5 and funnel.count("<rect") >= 25  # a bar per step for each of 5 sources
+    assert re.search(r'<section id="samples">.*?<details><summary>.*?<pre>', dom, re.S)
+    assert re.search(r'<section id="time">.*?<td>dedup</td>', dom, re.S)
     shot = tmp_path / "shot.png"
     subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'u2'}", "--window-size=900,700",
                     f"--screenshot={shot}", report.as_uri()], capture_output=True, timeout=120)
