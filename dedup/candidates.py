@@ -51,6 +51,7 @@ def bucket_task(partition: int, ctx: DedupContext) -> tuple[int, int]:
         n_exact = int(keep.sum())
         if n_exact:
             write_edges(u[keep], v[keep], ctx.path("edges"), f"exact-{partition:05d}", ctx.partitions)
+            write_similarities(u[keep], v[keep], np.ones(n_exact), ctx, f"exact-{partition:05d}")
     bands = read_dir(ctx.path("bands", partition)) if cfg.near else None
     if bands is not None:
         u, v = lsh.bucket_pairs(
@@ -153,8 +154,9 @@ def verify_task(shard: int, ctx: DedupContext) -> int:
         v_sets = _rows_sets(ctx, shard, v_rows)
     else:
         v_sigs = read_signatures(ctx.sig_dir(shard), cfg.num_perm)
-    kept_u: list[np.ndarray] = []
-    kept_v: list[np.ndarray] = []
+    kept_u: list[np.ndarray] = [np.zeros(0, np.int64)]
+    kept_v: list[np.ndarray] = [np.zeros(0, np.int64)]
+    kept_sim: list[np.ndarray] = [np.zeros(0, np.float64)]
     for f in files:  # one file per shard of first nodes: memory follows one shard pair's candidates
         cand = read_table(f)
         for lo in range(0, cand.num_rows, _PAIRS_PER_CHUNK):
@@ -169,7 +171,17 @@ def verify_task(shard: int, ctx: DedupContext) -> int:
             keep = sim >= cfg.threshold
             kept_u.append(u[keep])
             kept_v.append(v[keep])
-    u, v = np.concatenate(kept_u), np.concatenate(kept_v)
+            kept_sim.append(sim[keep])
+    u, v, sim = np.concatenate(kept_u), np.concatenate(kept_v), np.concatenate(kept_sim)
     if len(u):
         write_edges(u, v, ctx.path("edges"), f"near-{shard:05d}", ctx.partitions)
+        write_similarities(u, v, sim, ctx, f"near-{shard:05d}")
     return len(u)
+
+
+def write_similarities(u: np.ndarray, v: np.ndarray, sim: np.ndarray, ctx: DedupContext, name: str) -> None:
+    """(node, similarity) of both ends of each edge, to the node's shard: its `dup_similarity` is the
+    highest (dedup/clusters.py)."""
+    node = np.concatenate([u, v])
+    table = pa.table({"node": pa.array(node), "sim": pa.array(np.concatenate([sim, sim]), pa.float64())})
+    write_by_shard(table, node >> 32, ctx, "sims", name, inputs_only=True)

@@ -1,5 +1,7 @@
 """Steps 5-6 of dedup: one survivor per cluster, then each input shard's kept and rejected documents.
 
+Each document gets `dup_cluster` (its survivor's id), `dup_cluster_size` and `dup_similarity`: the
+highest Jaccard similarity of its verified duplicate edges (1.0 for an exact copy; null without any).
 The survivor is chosen by (source rank, higher quality, smaller id), which depends only on the
 documents, never on workers or partitions. Documents of an earlier version (`against`) rank before
 every input, so a new document in a cluster with one is rejected naming it as `<id>@<version>`.
@@ -93,11 +95,17 @@ def write_task(item: tuple[int, str], ctx: DedupContext) -> dict[str, Any]:
         kind[rows] = dec.column("kind").to_numpy()
         for r, s in zip(rows.tolist(), dec.column("survivor").to_pylist(), strict=True):
             cluster[r] = s
-    for name in ("dup_cluster", "dup_cluster_size"):
+    similarity = np.full(n, np.nan)
+    sims = read_dir(ctx.path("sims", shard))
+    if sims is not None:
+        np.fmax.at(similarity, sims.column("node").to_numpy() & ROW_MASK, sims.column("sim").to_numpy())
+    for name in ("dup_cluster", "dup_cluster_size", "dup_similarity"):
         if name in table.column_names:
             table = table.drop_columns([name])
     table = table.append_column("dup_cluster", pa.array(cluster, pa.string()))
     table = table.append_column("dup_cluster_size", pa.array(size))
+    table = table.append_column("dup_similarity", pa.array(np.round(similarity, 6), pa.float64(),
+                                                           mask=np.isnan(similarity)))
     keep = kind == SURVIVOR
     rej_rows = np.flatnonzero(~keep)
     reasons = [("exact-dup:" if kind[r] == EXACT_DUP else "near-dup:") + cluster[r] for r in rej_rows.tolist()]

@@ -95,6 +95,8 @@ def _cluster(store: VersionStore, doc_id: str, kept: dict | None, rejections: li
     survivor_row = store.kept_row(survivor) if survivor != doc_id else kept
     return {"survivor": survivor, "survivor_kept": survivor_row is not None,
             "size": (survivor_row or {}).get("dup_cluster_size") or len(members) + 1,
+            # the highest Jaccard of its verified duplicate edges (recorded for kept documents)
+            "similarity": (kept or {}).get("dup_similarity"),
             "removed": [{"id": m["id"], "source": m["source"], "kind": m["reason"].partition(":")[0]}
                         for m in members]}
 
@@ -184,8 +186,9 @@ def format_doc(t: dict[str, Any], indent: str = "") -> list[str]:
         removed = ", ".join(f"{m['id']} ({m['kind']})" for m in c["removed"][:10])
         more = f" and {len(c['removed']) - 10} more" if len(c["removed"]) > 10 else ""
         survivor = c["survivor"] + ("" if c["survivor_kept"] else " (later removed)")
-        add("near-dups", f"cluster of {c['size']}: survivor {survivor}" + (f"; removed {removed}{more}" if removed
-                                                                         else ""))
+        sim = f"; its highest similarity {c['similarity']:.3f}" if c.get("similarity") is not None else ""
+        add("near-dups", f"cluster of {c['size']}: survivor {survivor}{sim}"
+            + (f"; removed {removed}{more}" if removed else ""))
     con = t["contamination"]
     matches = "; ".join(f"{m['eval_set']} {m['item']}: {terminal_text(m['text'], 80)}" for m in con["matches"])
     spans = con.get("spans_removed")

@@ -95,6 +95,14 @@ def test_planted_duplicates_found_and_distinct_docs_kept(corpus, tmp_path):
     for orig_id in {o for o, _ in planted.values()}:
         assert sizes[orig_id] == 3 and clusters[orig_id] == orig_id
     assert sizes["reddit/far-000"] == 1
+    # dup_similarity: the highest verified Jaccard of a document's duplicate edges
+    sim = dict(zip(kept.column("id").to_pylist() + rejected.column("id").to_pylist(),
+                   kept.column("dup_similarity").to_pylist() + rejected.column("dup_similarity").to_pylist(),
+                   strict=True))
+    for copy_id, (orig_id, kind) in planted.items():
+        assert sim[copy_id] == 1.0 if kind == "exact-dup" else 0.5 <= sim[copy_id] < 1.0, copy_id
+        assert sim[orig_id] == 1.0  # each original has an exact copy
+    assert sim["reddit/far-000"] is None
     totals = report.to_json()["totals"]
     assert totals["rejected_docs"] == len(planted)
 

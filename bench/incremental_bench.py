@@ -1,0 +1,117 @@
+"""Growing a corpus: adding one more WARC to a 16x build, against the full build (issue 17).
+
+    .venv/bin/python -m bench.incremental_bench [--scale 16] [--workers 2] [--no-fresh]
+
+Input: bench/make_warc.py's WARCs. The end-to-end pipeline of bench/pipeline_vs_datatrove.py (WARC ->
+trafilatura -> lid.176 -> Gopher -> MinHash -> GPT-NeoX tokens) runs three times, each a whole
+`corpus build` command timed from launch to exit:
+
+1. full: `--scale` copies of the page set (16x: 18,976 pages in 64 WARCs), in a fresh work directory;
+2. grown: the same inputs plus one more copy (1/16 more data: 1,186 pages in 4 more WARCs), in the same
+   work directory, so every unit, shard, signature and scan of the first build is found by content;
+3. fresh (unless --no-fresh): the grown inputs from scratch in another work directory, to check that the
+   grown build published the same version, byte for byte.
+
+Reported: wall seconds of each, grown / full (the issue asks <= 0.15), and per step the tasks reused and
+computed and the task seconds of the grown build. Results: bench/results/incremental_bench.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench import save_results
+from bench.make_warc import build as build_warcs
+from bench.make_warc import source_pages, write_copy_files
+from bench.pipeline_vs_datatrove import ours_config
+
+REPO = Path(__file__).resolve().parents[1]
+WORK = REPO / "bench" / "_work" / "incremental"
+WARCS = REPO / "bench" / "_work" / "warc"
+RESULTS = REPO / "bench" / "results" / "incremental_bench.json"
+
+
+def _build(inputs: Path, workdir: Path, out: Path, workers: int, label: str) -> dict:
+    config = WORK / f"{label}.toml"
+    config.write_text(ours_config(inputs, prefilter=True))
+    cmd = [sys.executable, "-m", "pipeline", "build", "--config", str(config), "--workdir", str(workdir),
+           "--out", str(out), "--workers", str(workers)]
+    print(f"== {label}: {' '.join(cmd)}", flush=True)
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    (WORK / f"{label}.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{label} failed:\n{proc.stderr[-3000:]}")
+    manifest = next(line.split("manifest: ", 1)[1] for line in proc.stdout.splitlines() if line.startswith("manifest: "))
+    run = json.loads((Path(manifest).parent / "run.json").read_text())
+    outputs = json.loads(Path(manifest).read_text())["outputs"]
+    return {"label": label, "wall_s": round(wall, 2), "version": json.loads(Path(manifest).read_text())["version"],
+            "reused": run["reused"], "computed": run["computed"], "task_seconds": run["seconds"],
+            "outputs_sha256": {o["path"]: o["sha256"] for o in outputs},
+            "log_lines": [ln for ln in proc.stdout.splitlines() if ": signatures of" in ln or ": scans of" in ln]}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scale", type=int, default=16)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--no-fresh", action="store_true", help="skip the from-scratch build of the grown inputs")
+    args = ap.parse_args()
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    base = build_warcs([args.scale], WARCS)[args.scale]
+    grown_dir = WORK / "inputs-grown"
+    grown_dir.mkdir()
+    extra = write_copy_files(source_pages(), args.scale, WARCS / "copies")  # the next copy: 1/scale more
+    for src in [*sorted(base.glob("*.warc.gz")), *extra]:
+        (grown_dir / src.name).hardlink_to(src)
+    full_dir = WORK / "inputs-full"
+    full_dir.mkdir()
+    for src in sorted(base.glob("*.warc.gz")):
+        (full_dir / src.name).hardlink_to(src)
+
+    runs = [_build(full_dir, WORK / "work", WORK / "out", args.workers, "full")]
+    # the same work directory, the inputs grown by one copy (the config's input directory differs too)
+    runs.append(_build(grown_dir, WORK / "work", WORK / "out", args.workers, "grown"))
+    if not args.no_fresh:
+        runs.append(_build(grown_dir, WORK / "fresh-work", WORK / "fresh-out", args.workers, "fresh"))
+    full, grown = runs[0], runs[1]
+    result = {
+        "scale": args.scale, "workers": args.workers, "pages_full": len(source_pages()) * args.scale,
+        "pages_added": len(source_pages()),
+        "full_wall_s": full["wall_s"], "grown_wall_s": grown["wall_s"],
+        "grown_over_full": round(grown["wall_s"] / full["wall_s"], 3),
+        "grown_steps": {step: {"reused": grown["reused"].get(step, 0), "computed": grown["computed"].get(step, 0),
+                               "task_s": grown["task_seconds"].get(step, 0.0),
+                               "full_task_s": full["task_seconds"].get(step, 0.0)}
+                        for step in grown["task_seconds"]},
+        "grown_log": grown["log_lines"],
+        "runs": [{k: v for k, v in r.items() if k != "outputs_sha256"} for r in runs],
+    }
+    if not args.no_fresh:
+        fresh = runs[2]
+        result["fresh_wall_s"] = fresh["wall_s"]
+        result["grown_equals_fresh"] = (grown["version"] == fresh["version"]
+                                       and grown["outputs_sha256"] == fresh["outputs_sha256"])
+    save_results(RESULTS, result)
+    print(f"full {full['wall_s']:.1f} s, grown (+1/{args.scale}) {grown['wall_s']:.1f} s: "
+          f"{result['grown_over_full']:.3f} of the full build")
+    for step, s in result["grown_steps"].items():
+        print(f"  {step:20s} reused {s['reused']:4d} computed {s['computed']:4d}  task s {s['task_s']:8.2f} "
+              f"(full {s['full_task_s']:8.2f})")
+    for line in grown["log_lines"]:
+        print(f"  {line}")
+    if "grown_equals_fresh" in result:
+        print(f"grown == from scratch: {result['grown_equals_fresh']} (fresh {result['fresh_wall_s']:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
