@@ -55,6 +55,7 @@ from pipeline.core.stage import Executor, GlobalStage
 REPORT_FILE = "contamination.json"
 STATS_FILE = "_decontam.json"  # what the run did (scans reused): not part of a version
 SPANS_COLUMN = "decontam_spans_removed"
+ITEMS_COLUMN = "decontam_items"  # per document: the eval items it held, as "<set>/<item key>"
 EXAMPLE_DOCS = 5  # document ids listed per found item in the report
 BATCH_WORDS = 1 << 20  # words looked up per call into the index (bounds a task's memory)
 
@@ -87,6 +88,7 @@ class ScanIndex:
     ngrams: NgramIndex
     item_set: np.ndarray  # int32: item index -> eval set index
     set_names: list[str]
+    item_names: list[str] = field(default_factory=list)  # item index -> "<set>/<item key>"
 
 
 @dataclass
@@ -121,7 +123,8 @@ def build_index(eval_sets: list[EvalSet], config: DecontamConfig) -> tuple[ScanI
     item_words = [words(item.text) for s in eval_sets for item in s.items]
     item_set = np.concatenate([np.full(len(s.items), i, dtype=np.int32) for i, s in enumerate(eval_sets)])
     ngrams, used = NgramIndex.build(item_words, config.ngram, config.short_ngram)
-    return ScanIndex(ngrams, item_set, [s.name for s in eval_sets]), used
+    names = [f"{s.name}/{item.key}" for s in eval_sets for item in s.items]
+    return ScanIndex(ngrams, item_set, [s.name for s in eval_sets], names), used
 
 
 # ------------------------------------------------------------------------------------- scanning
@@ -239,6 +242,11 @@ def _scan_table(table: pa.Table, index: ScanIndex, params: ScanParams, kept_path
             new_texts[d] = out.text
             modified = True
     table = table.append_column(pa.field(SPANS_COLUMN, pa.int32(), nullable=False), pa.array(spans, pa.int32()))
+    items: list[list[str]] = [[] for _ in range(table.num_rows)]
+    for d, out in outcomes.items():
+        items[d] = [index.item_names[o] for o in out.items]
+    table = table.append_column(pa.field(ITEMS_COLUMN, pa.list_(pa.string()), nullable=False),
+                                pa.array(items, pa.list_(pa.string())))
     rejected = with_rejection(table.filter(pa.array(~keep)), "decontam", reasons)
     kept = table
     if modified:
@@ -318,7 +326,7 @@ def _inc(counts: dict[str, int], key: str, by: int = 1) -> None:
 
 class DecontamStage(GlobalStage):
     name = "decontam"
-    version = "2"
+    version = "3"
     config_class = DecontamConfig
     report_files: ClassVar[dict[str, str]] = {"contamination": REPORT_FILE}
 
@@ -391,7 +399,8 @@ class DecontamStage(GlobalStage):
             ignored = frequent_entries(index, per_shard, config.frequent_ngram_min_docs)
         report_sets = _describe_sets(eval_sets, index, used, ignored)
         if config.ignore_frequent_ngrams:
-            index = ScanIndex(index.ngrams.without_entries(ignored), index.item_set, index.set_names)
+            index = ScanIndex(index.ngrams.without_entries(ignored), index.item_set, index.set_names,
+                              index.item_names)
         ref = executor.put(index)
         params = ScanParams.of(config)
         # the index differs between builds only by the frequent n-grams ignored (config and eval files

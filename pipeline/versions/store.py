@@ -139,8 +139,17 @@ class VersionStore:
             return recorded[column]
         return next((stage for prefix, stage in COLUMN_PREFIXES if column.startswith(prefix)), "other")
 
-    def contamination_of(self, doc_id: str) -> list[dict[str, Any]]:
-        """Eval items whose report names this document among its examples."""
+    def contamination_of(self, doc_id: str, items: list[str] | None = None) -> list[dict[str, Any]]:
+        """The eval items a document held: `items` ("<set>/<key>", its `decontam_items` column) when the
+        build recorded them, else the items whose report names the document among its examples."""
+        if items is not None:
+            sets = (self.contamination or {}).get("eval_sets", {})
+            out = []
+            for name in items:
+                eval_set, _, key = name.partition("/")
+                text = sets.get(eval_set, {}).get("found", {}).get(key, {}).get("text", "")
+                out.append({"eval_set": eval_set, "item": key, "text": text})
+            return out
         out = []
         for name, s in (self.contamination or {}).get("eval_sets", {}).items():
             for key, item in s.get("found", {}).items():

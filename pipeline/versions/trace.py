@@ -45,7 +45,7 @@ def trace_doc(store: VersionStore, doc_id: str, *, with_copies: bool = True) -> 
         "stages": _stages(store, source, rejections, scores),
         "cluster": _cluster(store, doc_id, kept, rejections),
         "contamination": {"spans_removed": (kept or {}).get("decontam_spans_removed"),
-                          "matches": store.contamination_of(doc_id)},
+                          "matches": store.contamination_of(doc_id, (kept or {}).get("decontam_items"))},
     }
     if kept is not None:
         out["text_preview"] = kept.get("text", "")[:400]

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 from filters.decontam import (
+    ITEMS_COLUMN,
     REPORT_FILE,
     SPANS_COLUMN,
     DecontamConfig,
@@ -204,14 +205,16 @@ def test_stage_on_ray_accounting_report_and_untouched_bytes(tmp_path, ray_execut
     rejected = [r for s in shards for r in read_table(out / "rejected" / s.name).to_pylist()]
     assert [(r["id"], r["reason"], r["stage"]) for r in rejected] == [("books/dirty", "decontam:gsm8k", "decontam")]
     assert rejected[0]["text"] == inputs["books/dirty"]["text"] and rejected[0][SPANS_COLUMN] == 12
+    assert rejected[0][ITEMS_COLUMN] and {i.split("/")[0] for i in rejected[0][ITEMS_COLUMN]} == {"gsm8k"}
     for doc_id, row in kept.items():
         original = inputs[doc_id]
         if doc_id in planted:
             assert row[SPANS_COLUMN] == 1 and len(row["text"]) < len(original["text"])
-            assert {k: v for k, v in row.items() if k not in ("text", SPANS_COLUMN)} == \
+            assert row[ITEMS_COLUMN] and all(i.split("/")[0] in ("gsm8k", "humaneval", "piqa") for i in row[ITEMS_COLUMN])
+            assert {k: v for k, v in row.items() if k not in ("text", SPANS_COLUMN, ITEMS_COLUMN)} == \
                 {k: v for k, v in original.items() if k != "text"}
         else:
-            assert row == {**original, SPANS_COLUMN: 0}
+            assert row == {**original, SPANS_COLUMN: 0, ITEMS_COLUMN: []}
             assert row["text"].encode() == original["text"].encode()
 
     contamination = json.loads((out / REPORT_FILE).read_text())
@@ -309,5 +312,6 @@ def test_table_schema_is_kept(tmp_path, evals, paragraphs, loaded):
     run_global_stage(DecontamStage(DecontamConfig(evals=evals)), [tmp_path / "in" / "p.parquet"],
                      tmp_path / "out", tmp_path / "s", SerialExecutor(False))
     kept = read_table(tmp_path / "out" / "p.parquet")
-    assert kept.column_names == ["id", "source", "text", "url", "meta", "lang", SPANS_COLUMN]
+    assert kept.column_names == ["id", "source", "text", "url", "meta", "lang", SPANS_COLUMN, ITEMS_COLUMN]
     assert kept.column(SPANS_COLUMN).to_pylist() == [1, 0]
+    assert kept.column(ITEMS_COLUMN).to_pylist() == [[f"piqa/{sets['piqa'].items[9].key}"], []]

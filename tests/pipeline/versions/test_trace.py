@@ -119,3 +119,16 @@ def test_a_missing_version_is_a_one_line_error(tmp_path, capsys):
     assert main(["show", str(tmp_path / "nope"), "--reason"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and all(line.startswith("corpus: error: no manifest at") for line in err)
+
+
+def test_trace_of_a_modified_document_names_its_eval_items(demo_version, capsys):
+    """The demo plants eval questions in pages: decontamination records, per document, the items it
+    found (`decontam_items`), and the trace names each with its text from the report."""
+    docs = [r for f in sorted((demo_version / "docs").glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+    modified = [r for r in docs if r["decontam_spans_removed"]]
+    assert modified and all(r["decontam_items"] for r in modified)
+    assert all(not r["decontam_items"] for r in docs if not r["decontam_spans_removed"])
+    row = modified[0]
+    t = _trace(capsys, str(demo_version), "--doc", row["id"])
+    names = [f"{m['eval_set']}/{m['item']}" for m in t["contamination"]["matches"]]
+    assert names == row["decontam_items"] and all(m["text"] for m in t["contamination"]["matches"])
