@@ -216,6 +216,19 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gc(args: argparse.Namespace) -> int:
+    from pipeline.running.gc import collect
+
+    workdir = args.workdir or load_build_config(Path(args.config)).corpus.workdir
+    result = collect(workdir, dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    for directory, size in result.removed.items():
+        print(f"{verb} {directory} ({size / 1e6:,.1f} MB)")
+    print(f"{workdir}: {verb} {len(result.removed)} directories, {sum(result.removed.values()) / 1e6:,.1f} MB; "
+          f"kept {len(result.kept)} that the last builds of {result.records} config(s) use")
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     from pipeline.running.config_reference import render_markdown, render_toml
 
@@ -332,6 +345,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chars", type=int, default=300, help="text shown per document (default 300)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("gc", help="delete the work directory's steps and caches that no config's last build uses")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--config", default=DEFAULT_CONFIG, help="the work directory of this config")
+    where.add_argument("--workdir", help="this work directory")
+    p.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
+    p.set_defaults(func=cmd_gc)
 
     p = sub.add_parser("verify", help="re-hash every file of a corpus version and check its counts")
     p.add_argument("manifest", help="manifest.json or a version directory")

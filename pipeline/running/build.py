@@ -22,6 +22,7 @@ from pipeline.core.shards import STAGE_FILE, read_json
 from pipeline.core.stage import Executor, GlobalStage
 from pipeline.running.buildconfig import BuildConfig, with_workdir_var
 from pipeline.running.configpaths import keyed_paths
+from pipeline.running.gc import record_build
 from pipeline.running.registry import extractor_class, stage_class
 from pipeline.running.runner import StageReport, run_extract, run_global_stage, run_shard_stage, stage_inputs
 
@@ -47,6 +48,7 @@ class BuildResult:
     outputs: dict[str, Any] | None = None  # their summary (tokenizer hash, shards with sha256, tokens)
     outputs_key: str = ""
     stopped_after: str = ""  # set when the build stopped early (`--until`): no version is written
+    uses: list[AnyPath] = field(default_factory=list)  # step, cache and scratch directories (corpus gc)
     started: float = 0.0  # time.time() when run_build began: run.json's `started`
 
 
@@ -161,6 +163,7 @@ def run_build(
     fingerprints = FingerprintCache(workdir / "cache" / "fingerprints.json")
     steps: list[StepResult] = []
     upstream: list[StepResult] = []
+    uses: list[AnyPath] = []
     for name in sources:
         section = config.sources[name]
         extractor = extractor_class(name)(section.options)
@@ -175,9 +178,10 @@ def run_build(
         }
         key = stable_hash({**basis, "units": [[u.key, u.fingerprint] for u in units]})
         out_dir = workdir / "stages" / f"extract-{name}" / key
+        unit_cache = workdir / "shard-cache" / f"extract-{name}" / stable_hash(basis)
+        uses += [out_dir, unit_cache]
         report = _reused_report(f"extract:{name}", out_dir) if _finished(out_dir) else run_extract(
-            extractor, units, out_dir, executor,
-            unit_cache=workdir / "shard-cache" / f"extract-{name}" / stable_hash(basis))
+            extractor, units, out_dir, executor, unit_cache=unit_cache)
         log(report.summary())
         for failure in report.failed:
             log(f"  FAILED input {failure['task']}: {failure['error']}")
@@ -203,15 +207,15 @@ def run_build(
         }
         key = stable_hash({**basis, "inputs": sorted(s.key for s in upstream)})
         out_dir = workdir / "stages" / stage.name / key
+        # per-shard work keyed by content: a shard another build already did is not done again
+        cache, scratch = workdir / "shard-cache" / stage.name / stable_hash(basis), workdir / "scratch" / stage.name / key
+        uses += [out_dir, cache]
         if _finished(out_dir):
             report = _reused_report(stage_name, out_dir)
         else:
             in_shards = stage_inputs([s.out_dir for s in upstream])
-            # per-shard work keyed by content: a shard another build already did is not done again
-            cache = workdir / "shard-cache" / stage.name / stable_hash(basis)
             if isinstance(stage, GlobalStage):
-                report = run_global_stage(stage, in_shards, out_dir, workdir / "scratch" / stage.name / key, executor,
-                                          shard_cache=cache)
+                report = run_global_stage(stage, in_shards, out_dir, scratch, executor, shard_cache=cache)
             else:
                 report = run_shard_stage(stage, in_shards, out_dir, executor, shard_cache=cache)
         log(report.summary())
@@ -222,10 +226,14 @@ def run_build(
         steps.append(step)
         upstream = [step]
         if until in (stage_name, stage.name):
-            return BuildResult(steps=steps, final_dirs=[out_dir], stopped_after=stage.name, started=started)
-    result = BuildResult(steps=steps, final_dirs=[s.out_dir for s in upstream], started=started)
+            record_build(workdir, config.corpus.name, config.path, uses)
+            return BuildResult(steps=steps, final_dirs=[out_dir], stopped_after=stage.name, started=started,
+                               uses=uses)
+    result = BuildResult(steps=steps, final_dirs=[s.out_dir for s in upstream], started=started, uses=uses)
     if config.outputs is not None:
         run_outputs(config, result, upstream, executor, workdir, log)
+        uses.append(result.outputs_dir)
+    record_build(workdir, config.corpus.name, config.path, uses)
     return result
 
 
