@@ -124,24 +124,35 @@ def scaling_section() -> list[str]:
     return out
 
 
+_SET_TITLES = {"books": "400-word windows of the six Gutenberg books", "web": "extracted pages of the benchmark WARC"}
+
+
 def minhash_section() -> list[str]:
     out = ["## MinHash signatures", ""]
     d = _load("minhash_vs_peers")
-    if d:
-        out += [f"{d['docs']:,} extracted pages of the benchmark WARC ({d['mb_text']} MB, {d['shingles']:,} word "
-                f"5-gram shingles), {d['num_perm']} permutations, one core, documents in memory; ours includes "
-                "normalization and shingling.", ""]
-        rows = [[k.removesuffix("_docs_per_s"), v] for k, v in d.items() if k.endswith("_docs_per_s")]
-        out += _table(["implementation", "docs/s"], rows)
-        out += ["", "Ratio of ours (sha1, datasketch's default hash) to each: "
-                + ", ".join(f"{k} {v}×" for k, v in d.get("ratios_ours_sha1_over", {}).items()) + ".", ""]
-        if "ratios_ours_poly64_over" in d:
-            out += ["Ratio of ours (poly64, the default) to each: "
-                    + ", ".join(f"{k} {v}×" for k, v in d["ratios_ours_poly64_over"].items()) + ".", ""]
-        if "datatrove_error" in d:
-            out += [f"datatrove side failed: `{d['datatrove_error'][-200:]}`", ""]
-    else:
+    sets = [k for k in ("books", "web") if d and k in d]
+    if not sets:
         out += _missing(".venv/bin/python -m bench.minhash_vs_peers")
+    for name in sets:
+        r = d[name]
+        out += [f"{_SET_TITLES[name]}: {r['docs']:,} docs of {r['words_per_doc']} words ({r['mb_text']} MB, "
+                f"{r['shingles']:,} word 5-gram shingles), {r['num_perm']} permutations; every process pinned "
+                "to one core in one run (bench/minhash_vs_peers.py), so docs/s is per core.", ""]
+        over = r.get("ours_poly64_from_text_over", {})
+        rows = [[k, v, r.get("docs_per_cpu_s", {}).get(k), over.get(k)] for k, v in r["docs_per_s"].items()]
+        rows += [[f"{k} (timed once)", v, None, None] for k, v in r.get("datatrove_docs_per_s", {}).items()]
+        out += _table(["implementation", "docs/s, one core", "docs per CPU-second", "ours from text ÷ this"], rows)
+        if "ours_given_shingles_over_rensa_given_shingles" in r:
+            out += ["", f"Given the same shingles, ours (hash + permutation minimum) runs at "
+                    f"{r['ours_given_shingles_over_rensa_given_shingles']}× rensa {r.get('rensa_version', '')}; "
+                    f"from text, ours at {over.get('rensa_given_shingles')}× rensa given ready shingles and "
+                    f"{over.get('rensa_from_text')}× rensa behind the same normalization written in Python."]
+        if name == "web" and "datatrove_docs_per_s" not in r and "datatrove_error" not in r:
+            out += ["", "datatrove was not run this time (`--skip-datatrove`); it measured ~45 docs/s before."]
+        for key in ("rensa_error", "datatrove_error"):
+            if key in r:
+                out += ["", f"{key.split('_')[0]} side failed: `{r[key][-200:]}`"]
+        out += [""]
     b = _load("dedup_bench")
     if b and "signatures" in b:
         s = b["signatures"]
@@ -182,6 +193,27 @@ def dedup_section() -> list[str]:
     return out
 
 
+def dedup_scale_section() -> list[str]:
+    d = _load("dedup_scale")
+    out = ["## Dedup stage at scale: where the time goes", ""]
+    if not d or not d.get("runs"):
+        return out + _missing(".venv/bin/python -m bench.dedup_scale --docs 100000,1000000")
+    runs = d["runs"]
+    out += ["Real sentences with planted copies (bench/dedup_scale.py): 5% exact, 15% near (Jaccard ~0.9); "
+            "peak RSS summed over the stage's process and all its descendants (Ray included).", ""]
+    out += _table(["docs", "text MB", "executor", "wall s", "µs per doc", "CPU s", "peak RSS, all processes MB",
+                   "largest process MB", "exact-dup (planted)", "near-dup (planted)"],
+                  [[r["docs"], r["text_mb"], r["executor"], r["wall_s"], r["us_per_doc"], r.get("cpu_s"),
+                    r["peak_total_rss_mb"], r["largest_process_rss_mb"],
+                    f"{r['rejected'].get('exact-dup', 0):,} ({r['exact']:,})",
+                    f"{r['rejected'].get('near-dup', 0):,} ({r['near']:,})"] for r in runs])
+    steps = list(dict.fromkeys(k for r in runs for k in r["steps_s"]))
+    out += ["", "Seconds per sub-step (wall time of each `executor.map`):", ""]
+    out += _table(["sub-step", *(f"{r['docs']:,} docs" for r in runs)],
+                  [[k, *(r["steps_s"].get(k) for r in runs)] for k in steps])
+    return out + [""]
+
+
 def tokenize_section() -> list[str]:
     d = _load("tokenize_bench")
     out = ["## Tokenization", ""]
@@ -203,22 +235,9 @@ def tokenize_section() -> list[str]:
 
 
 def extraction_section() -> list[str]:
-    d = _load("extraction_quality")
-    out = ["## Extraction quality", ""]
-    if not d:
-        return out + _missing(".venv/bin/python -m bench.extraction_quality")
-    sets = d.get("sets", {})
-    out += [f"trafilatura's evaluation set ({sets.get('trafilatura_eval', '?')} pages, snippet scores) and "
-            f"newspaper3k's full-text set ({sets.get('newspaper_fulltext', '?')} pages, token F1); speed is pages per "
-            "CPU second.", ""]
-    rows = []
-    for name, v in d["variants"].items():
-        te, nf = v.get("trafilatura_eval", {}), v.get("newspaper_fulltext", {})
-        rows.append([name, te.get("precision"), te.get("recall"), te.get("f1"), nf.get("f1"),
-                     v.get("pages_per_second_per_core")])
-    out += _table(["settings", "eval precision", "eval recall", "eval F1", "news F1", "pages/s/core"], rows)
-    return out + ["", "`ours` is corpusforge's default; `datatrove` is datatrove's Trafilatura extractor "
-                  "(favor_precision, no comments, deduplicate).", ""]
+    from bench.report_extraction import extraction_sections
+
+    return extraction_sections(_load, _table, _missing)
 
 
 def filters_section() -> list[str]:
@@ -260,7 +279,7 @@ def render() -> str:
              "in the same run, not absolute times. Reproduce with `make bench` (about 40 minutes on 2 cores; "
              "datatrove is installed on first use into its own virtual environment, ../bench-venvs/datatrove beside the checkout, or $CORPUSFORGE_BENCH_VENVS/datatrove).", ""]
     for section in (machine_section, pipeline_section, scaling_section, minhash_section, dedup_section,
-                    tokenize_section, extraction_section, filters_section, storage_section):
+                    dedup_scale_section, tokenize_section, extraction_section, filters_section, storage_section):
         lines += section()
     return "\n".join(lines).rstrip() + "\n"
 

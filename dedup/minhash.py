@@ -1,31 +1,36 @@
-"""MinHash signatures computed with numpy, equal to datasketch's, and datasketch's LSH parameters.
+"""MinHash signatures equal to datasketch's (given the same hash), shingle hash sets, LSH parameters.
 
 datasketch (>= 2.0, scheme "affine32", the default) computes a document's signature as
     h = hashfunc(shingle); h = fmix32(h); value_k = a_k * h + b_k mod 2^32
     signature_k = min over shingles of value_k
 with a, b drawn from np.random.RandomState(seed) and hashfunc its sha1_hash32 unless given another.
-We compute exactly that, but for all shingles of a batch of documents at once, with no Python call
-per shingle; the permutation and minimum are one (num_perm x shingles) array operation and a
-`minimum.reduceat` per chunk. Two shingle hashes:
+We compute exactly that for all shingles of a batch at once, in one compiled loop (dedup/kernels.py)
+that hashes each shingle's bytes and folds its 128 permuted values into the document's row. Two hashes:
 
-* "poly64" (default): a polynomial hash from prefix sums, a few array operations per byte. The same
-  function exists per shingle as `poly64_hashfunc`; given as datasketch's `hashfunc`, datasketch
-  yields our signatures bit for bit (a test checks it), so datasketch stays the reference.
+* "poly64" (default): sum((byte_i + 1) * P^i) mod 2^64 (P = 0x100000001B3), the length mixed in,
+  MurmurHash3's 64-bit finalizer; its top 32 bits are the shingle hash. `poly64_hashfunc` is the
+  same per shingle in plain Python: given as datasketch's `hashfunc`, datasketch yields our
+  signatures bit for bit (a test checks it), so datasketch stays the reference.
 * "sha1": datasketch's default hash, SHA-1 written in numpy (one pass of array operations per
-  64-byte block over every shingle): identical to a plain `MinHash()`, about 5x slower than poly64.
-  Like datatrove, which hashes with xxhash by default, we do not pay for a cryptographic hash.
+  64-byte block over every shingle): identical to a plain `MinHash()`, several times slower.
+  Like datatrove (xxhash) and rensa, the default does not pay for a cryptographic hash.
+
+Signatures are a pure function of (normalized text, shingle size, num_perm, seed, hash): no
+randomness beyond RandomState(seed), no dependence on batch boundaries or thread count.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
+from dedup import kernels
 from dedup.normalize import ShingleSpans
 
 MAX_HASH = np.uint32(0xFFFFFFFF)
-_CHUNK_SHINGLES = 16384
+_SHA1_CHUNK = 16384  # shingles per numpy SHA-1 pass (bounds its temporaries)
 _SHA1_INIT = (0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0)
 _SHA1_K = (0x5A827999, 0x6ED9EBA1, 0x8F1BBCDC, 0xCA62C1D6)
 
@@ -36,15 +41,6 @@ def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
     b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
     return a, b
-
-
-def fmix32(h: np.ndarray) -> np.ndarray:
-    """MurmurHash3's 32-bit finalizer, as datasketch applies it before permuting."""
-    h = h ^ (h >> np.uint32(16))
-    h = h * np.uint32(0x85EBCA6B)
-    h = h ^ (h >> np.uint32(13))
-    h = h * np.uint32(0xC2B2AE35)
-    return h ^ (h >> np.uint32(16))
 
 
 def _rotl(x: np.ndarray, n: int, out: np.ndarray, tmp: np.ndarray) -> np.ndarray:
@@ -144,43 +140,23 @@ def sha1_hash32(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.nd
     return h0.byteswap()
 
 
-_POLY = np.uint64(0x100000001B3)
-_POLY_INV = np.uint64(pow(0x100000001B3, -1, 1 << 64))
+def poly_hash64(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The full 64-bit poly64 hash of every data[start:end] (shingle hash sets use all 64 bits)."""
+    return kernels.poly64(data, starts, ends, kernels.POWERS, kernels.INVERSE_POWERS)
 
 
 def poly_hash32(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """A fast non-cryptographic 32-bit hash of every data[start:end] (option `hash_function = "poly64"`).
-
-    A polynomial hash mod 2^64 from prefix sums, so the cost is a few array operations per byte and
-    per shingle, then a 64-bit finalizer; its top 32 bits are the hash. Not datasketch-compatible.
-    """
-    if len(starts) == 0:
-        return np.zeros(0, np.uint32)
-    lo, hi = int(starts.min()), int(ends.max())
-    seg = data[lo:hi].astype(np.uint64) + np.uint64(1)
-    with np.errstate(over="ignore"):
-        powers = np.concatenate([[np.uint64(1)], np.cumprod(np.full(max(0, len(seg) - 1), _POLY, np.uint64))])
-        inv = np.concatenate([[np.uint64(1)], np.cumprod(np.full(max(0, len(seg) - 1), _POLY_INV, np.uint64))])
-        prefix = np.concatenate([[np.uint64(0)], np.cumsum(seg * powers, dtype=np.uint64)])
-        s, e = starts - lo, ends - lo
-        h = (prefix[e] - prefix[s]) * inv[s]
-        h ^= (e - s).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-        h ^= h >> np.uint64(33)
-        h *= np.uint64(0xFF51AFD7ED558CCD)
-        h ^= h >> np.uint64(33)
-        h *= np.uint64(0xC4CEB9FE1A85EC53)
-        h ^= h >> np.uint64(33)
-    return (h >> np.uint64(32)).astype(np.uint32)
+    """The 32-bit shingle hash of option `hash_function = "poly64"`: poly_hash64's top 32 bits."""
+    return (poly_hash64(data, starts, ends) >> np.uint64(32)).astype(np.uint32)
 
 
 _M64 = (1 << 64) - 1
 
 
-def poly64_hashfunc(shingle: bytes) -> int:
-    """`poly_hash32` of one shingle, in plain Python: datasketch's `hashfunc` for our signatures.
+def poly64_hashfunc64(shingle: bytes) -> int:
+    """`poly_hash64` of one shingle in plain Python (the reference for `shingle_hash_sets`).
 
-    sum((byte_i + 1) * P^i) mod 2^64, the length mixed in, then MurmurHash3's 64-bit finalizer; the
-    top 32 bits. `MinHash(num_perm, seed, hashfunc=poly64_hashfunc)` equals `signatures(...)`.
+    sum((byte_i + 1) * P^i) mod 2^64, the length mixed in, then MurmurHash3's 64-bit finalizer.
     """
     h, power = 0, 1
     for byte in shingle:
@@ -192,7 +168,15 @@ def poly64_hashfunc(shingle: bytes) -> int:
     h ^= h >> 33
     h = (h * 0xC4CEB9FE1A85EC53) & _M64
     h ^= h >> 33
-    return h >> 32
+    return h
+
+
+def poly64_hashfunc(shingle: bytes) -> int:
+    """`poly_hash32` of one shingle: datasketch's `hashfunc` for our signatures.
+
+    `MinHash(num_perm, seed, hashfunc=poly64_hashfunc)` equals `signatures(...)` (top 32 bits of poly64).
+    """
+    return poly64_hashfunc64(shingle) >> 32
 
 
 HASH_FUNCTIONS = {"sha1": sha1_hash32, "poly64": poly_hash32}
@@ -206,23 +190,51 @@ def signatures(
     Equal to datasketch's `MinHash(num_perm, seed, hashfunc=...)` hashvalues: with
     `hashfunc=poly64_hashfunc` for "poly64", with its default hashfunc for "sha1".
     """
-    hasher = HASH_FUNCTIONS[hash_function]
+    if hash_function not in HASH_FUNCTIONS:
+        raise ValueError(f"hash_function must be one of {', '.join(HASH_FUNCTIONS)}, got {hash_function!r}")
     a, b = permutations(num_perm, seed)
     sig = np.full((spans.num_docs, num_perm), MAX_HASH, dtype=np.uint32)
-    total = len(spans.starts)
-    out = np.empty((num_perm, _CHUNK_SHINGLES), dtype=np.uint32)
-    for lo in range(0, total, _CHUNK_SHINGLES):
-        hi = min(total, lo + _CHUNK_SHINGLES)
-        hv = fmix32(hasher(spans.data, spans.starts[lo:hi], spans.ends[lo:hi]))
-        # (num_perm, shingles) layout: the long axis is innermost, which numpy vectorizes well.
-        phv = np.multiply(a[:, None], hv[None, :], out=out[:, : hi - lo])
-        phv += b[:, None]
-        doc = spans.doc[lo:hi]
-        seg = np.flatnonzero(np.concatenate([[True], doc[1:] != doc[:-1]]))
-        mins = np.minimum.reduceat(phv, seg, axis=1).T
-        docs = doc[seg]
-        sig[docs] = np.minimum(sig[docs], mins)
+    if hash_function == "poly64":
+        kernels.minhash(poly_hash64(spans.data, spans.starts, spans.ends), 32, spans.doc, a, b, sig)
+        return sig
+    for lo in range(0, len(spans.starts), _SHA1_CHUNK):
+        hi = lo + _SHA1_CHUNK
+        hv = sha1_hash32(spans.data, spans.starts[lo:hi], spans.ends[lo:hi])
+        kernels.minhash(hv, 0, spans.doc[lo:hi], a, b, sig)
     return sig
+
+
+@dataclass
+class ShingleHashSets:
+    """Each document's set of shingles as sorted unique 64-bit poly64 hashes (flat, CSR-style).
+
+    Document d's set is values[offsets[d]:offsets[d + 1]]. With 64 bits, two documents of 1,000
+    shingles each share a hash that is not a shared shingle with probability ~1e-13, so Jaccard on
+    these sets is the exact shingle Jaccard, at 8 bytes per shingle and no Python object per shingle.
+    """
+
+    values: np.ndarray  # uint64
+    offsets: np.ndarray  # int64, num_docs + 1
+
+    def of_doc(self, d: int) -> np.ndarray:
+        return self.values[self.offsets[d] : self.offsets[d + 1]]
+
+    def jaccard(self, rows: np.ndarray, other: ShingleHashSets, other_rows: np.ndarray) -> np.ndarray:
+        """Exact Jaccard of set rows[i] here with set other_rows[i] of `other` (1.0 for two empty sets)."""
+        return kernels.pair_jaccard(self.values, self.offsets, np.asarray(rows, np.int64),
+                                    other.values, other.offsets, np.asarray(other_rows, np.int64))
+
+
+def shingle_hash_sets(spans: ShingleSpans) -> ShingleHashSets:
+    """Per document, the sorted unique 64-bit hashes of its shingles: what exact-Jaccard verification compares.
+
+    Cheap (one hash pass and a per-document sort, ~the cost of `signatures`); the set of document d
+    equals {poly64_hashfunc64(s) for s in its shingles} (tests/dedup/test_shingles.py checks it).
+    Use `normalize_array` -> `shingle_spans` with the stage's shingle size first.
+    """
+    hashes = poly_hash64(spans.data, spans.starts, spans.ends)
+    values, offsets = kernels.sorted_unique_per_doc(hashes, spans.doc, spans.num_docs)
+    return ShingleHashSets(values, offsets)
 
 
 def has_shingles(spans: ShingleSpans) -> np.ndarray:

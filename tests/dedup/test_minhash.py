@@ -16,11 +16,13 @@ from dedup.minhash import (
     band_keys,
     optimal_lsh_params,
     poly64_hashfunc,
+    poly64_hashfunc64,
     poly_hash32,
+    poly_hash64,
     sha1_hash32,
     signatures,
 )
-from dedup.normalize import _normalize_ascii, _normalize_regex, normalize_array, shingle_spans
+from dedup.normalize import _normalize_regex, normalize_array, shingle_spans
 from tests.conftest import data_path
 
 
@@ -80,12 +82,27 @@ def test_poly_hash_of_long_shingles_matches_the_per_shingle_function():
     assert [poly64_hashfunc(spans.shingle_bytes(i)) for i in range(len(h))] == h.tolist()
 
 
-def test_ascii_fast_normalization_equals_regex_path():
+def test_poly_hash_of_any_spans_matches_the_per_shingle_function():
+    # the compiled hash reuses prefix sums across spans: unsorted, overlapping, far apart, longer
+    # than its 64 KiB window, empty; every one must still equal the plain per-shingle hash
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 256, 300_000).astype(np.uint8)
+    lengths = rng.integers(0, 3000, 400)
+    lengths[:3] = [70_000, 90_000, 0]
+    for starts in (rng.integers(0, 200_000, 400), np.sort(rng.integers(0, 200_000, 400))):
+        ends = starts + lengths
+        want = [poly64_hashfunc64(data[s:e].tobytes()) for s, e in zip(starts, ends, strict=True)]
+        assert poly_hash64(data, starts, ends).tolist() == want
+
+
+def test_compiled_normalization_equals_regex_path():
     text = data_path("gutenberg", "16215.txt").read_text(encoding="utf-8", errors="replace")
-    paras = [p for p in re.split(r"\n\s*\n", text) if p.isascii()][:400]
-    paras += ["", "!!", " a ", "..a..b..", "A\tB\n\nC", "", "?"]
+    paras = [p for p in re.split(r"\n\s*\n", text)][:400]
+    news = data_path("extraction", "newspaper_fulltext", "text")
+    paras += [f.read_text(encoding="utf-8") for f in sorted(news.glob("*.txt"))]  # Arabic, CJK, Thai, ...
+    paras += ["", "!!", " a ", "..a..b..", "A\tB\n\nC", "", "?", "İstanbul ǅ ß ﬁ", "a\u0301b", "😀 hi 😀", "x"]
     arr = pa.array(paras).cast(pa.large_string())
-    assert _normalize_ascii(arr).to_pylist() == _normalize_regex(arr).to_pylist()
+    assert normalize_array(arr).to_pylist() == _normalize_regex(arr).to_pylist()
     assert normalize_array(pa.array(["Ünï — x", "A, b!"])).to_pylist() == ["ünï x", "a b"]
 
 
