@@ -38,7 +38,7 @@ import pyarrow as pa
 
 from bench import save_results
 from dedup import minhash
-from dedup.candidates import gather_sets, set_jaccard, shingle_hash_sets
+from dedup.candidates import margin
 from dedup.lsh import signature_similarity
 from dedup.normalize import normalize_array, shingle_spans
 from dedup.stage import DedupConfig, DedupStage
@@ -119,13 +119,19 @@ def _detect(texts_a: list[str], texts_b: list[str], threshold: float = 0.5, num_
     ga, gb = minhash.signatures(sa, num_perm), minhash.signatures(sb, num_perm)
     n = len(texts_a)
     idx = np.arange(n)
-    exact = set_jaccard(gather_sets(*shingle_hash_sets(pa.array(texts_a, pa.large_string()), 5, "poly64"), idx),
-                        gather_sets(*shingle_hash_sets(pa.array(texts_b, pa.large_string()), 5, "poly64"), idx))
+    exact = minhash.shingle_hash_sets(sa).jaccard(idx, minhash.shingle_hash_sets(sb), idx)
     est = signature_similarity(ga, gb)
     out = {}
-    for mode, sim in (("exact", exact), ("signature", est)):
-        bands, rows = DedupConfig(verify=mode, threshold=threshold, num_perm=num_perm).lsh_params()
+    for mode in ("exact", "signature"):
+        cfg = DedupConfig(verify=mode, threshold=threshold, num_perm=num_perm)
+        bands, rows = cfg.lsh_params()
         collide = (minhash.band_keys(ga, bands, rows) == minhash.band_keys(gb, bands, rows)).any(axis=1)
+        if mode == "exact":  # the stage's rule: the estimate decides far from the threshold, the sets near it
+            m = margin(cfg)
+            decided = (est >= threshold + m) | (est < threshold - m)
+            sim = np.where(decided, est, exact)
+        else:
+            sim = est
         out[mode] = {"bands": bands, "rows": rows, "detected": collide & (sim >= threshold)}
     return est, out, exact
 

@@ -1,20 +1,22 @@
 """Steps 2-3 of dedup: candidate pairs from LSH buckets, exact-duplicate edges, and verification.
 
 A band collision is only a candidate. With `verify = "exact"` (the default) a pair becomes an edge
-only when the exact Jaccard similarity of the two documents' shingle sets reaches the threshold, as
+only when the Jaccard similarity of the two documents' shingle sets reaches the threshold, as
 text-dedup's verify step does; with `verify = "signature"` when the Jaccard estimated from the full
 signatures does (cheaper, but a pair at J = 0.5 falls on either side about half the time).
 
-Verification is partitioned by the shard of each pair's second document: the first document's
-side (its shingle-hash set or signature) is computed by its own shard's task and sent along, the
-second's is computed where the pairs land. A shard's sets are computed only for the rows that are in
-a candidate pair, in bounded chunks, so memory follows the pairs of one shard, never the corpus.
-Shingles are compared through their 32-bit hashes (the same hash the signatures use): two distinct
-shingles of a pair share a hash with probability ~2^-32, which moves a Jaccard by far less than any
-threshold's resolution.
+Exact verification in two rounds, partitioned by the shard of each pair's second document, then of
+its first: first every candidate's signature estimate (512 bytes a pair); a pair whose estimate is
+more than `verify_sigmas` standard deviations from the threshold is decided by it (at the default 6,
+wrong with probability ~1e-9 per pair: a pair at J = 0.45 or 0.55 never is), the others by their
+shingle sets: the first document's set (sorted 64-bit shingle hashes) is computed by its shard's task
+and sent along, the second's where the pairs land, only for rows in such a pair and in bounded chunks,
+so memory follows one shard's pairs, never the corpus.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pyarrow as pa
@@ -66,117 +68,131 @@ def bucket_task(partition: int, ctx: DedupContext) -> tuple[int, int]:
     return n_exact, n_cand
 
 
-# ----------------------------------------------------------------------------- shingle-hash sets
+# ------------------------------------------------------------------------------- verification
 
 
-def shingle_hash_sets(texts: pa.Array, shingle_size: int, hash_function: str) -> tuple[np.ndarray, np.ndarray]:
-    """Each document's distinct shingle hashes, sorted: (values uint32, offsets int64 of len n + 1)."""
-    spans = shingle_spans(normalize_array(texts), shingle_size)
-    h = minhash.HASH_FUNCTIONS[hash_function](spans.data, spans.starts, spans.ends)
-    keys = np.unique((spans.doc.astype(np.uint64) << np.uint64(32)) | h.astype(np.uint64))
-    values = (keys & np.uint64(ROW_MASK)).astype(np.uint32)
-    counts = np.bincount((keys >> np.uint64(32)).astype(np.int64), minlength=spans.num_docs)
-    return values, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-
-
-def gather_sets(values: np.ndarray, offsets: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The sets of documents `idx` (with repeats), as (values, offsets)."""
-    lengths = offsets[idx + 1] - offsets[idx]
-    out_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    within = np.arange(out_offsets[-1], dtype=np.int64) - np.repeat(out_offsets[:-1], lengths)
-    return values[np.repeat(offsets[idx], lengths) + within], out_offsets
-
-
-def set_jaccard(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """Jaccard similarity of set a[i] and set b[i] for every i, vectorized (both sides sorted-unique)."""
-    (va, oa), (vb, ob) = a, b
-    n = len(oa) - 1
-    if n == 0:
-        return np.zeros(0, np.float64)
-    sa, sb = np.diff(oa), np.diff(ob)
-    tagged = np.concatenate([
-        (np.repeat(np.arange(n, dtype=np.uint64), sa) << np.uint64(32)) | va.astype(np.uint64),
-        (np.repeat(np.arange(n, dtype=np.uint64), sb) << np.uint64(32)) | vb.astype(np.uint64),
-    ])
-    tagged.sort()
-    both = tagged[1:][tagged[1:] == tagged[:-1]]
-    inter = np.bincount((both >> np.uint64(32)).astype(np.int64), minlength=n)
-    union = sa + sb - inter
-    return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
-
-
-def _rows_sets(ctx: DedupContext, shard: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Shingle-hash sets of the given rows of a shard (rows sorted unique)."""
+def _rows_sets(ctx: DedupContext, shard: int, rows: np.ndarray) -> minhash.ShingleHashSets:
+    """Shingle-hash sets of the given rows of a shard."""
     cfg = ctx.config
     text = read_table(ctx.shards[shard], ["text"]).column("text").take(pa.array(rows, pa.int64()))
-    return shingle_hash_sets(text, cfg.shingle_size, cfg.hash_function)
+    return minhash.shingle_hash_sets(shingle_spans(normalize_array(text), cfg.shingle_size))
 
 
-def _list_array(values: np.ndarray, offsets: np.ndarray) -> pa.Array:
-    return pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), pa.array(values, pa.uint32()))
+def _set_column(sets: minhash.ShingleHashSets, rows: np.ndarray) -> pa.Array:
+    """The sets of `rows` (with repeats) as one list<uint64> value each."""
+    lengths = sets.offsets[rows + 1] - sets.offsets[rows]
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    within = np.arange(offsets[-1], dtype=np.int64) - np.repeat(offsets[:-1], lengths)
+    values = sets.values[np.repeat(sets.offsets[rows], lengths) + within]
+    return pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), pa.array(values, pa.uint64()))
 
 
-def _from_list(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+def _sets_of_column(column: pa.ChunkedArray) -> minhash.ShingleHashSets:
     arr = column.combine_chunks()
     offsets = arr.offsets.to_numpy().astype(np.int64)
-    values = arr.values.to_numpy(zero_copy_only=False).astype(np.uint32)
-    return values[offsets[0]:], offsets - offsets[0]
+    values = arr.values.to_numpy(zero_copy_only=False).astype(np.uint64)
+    return minhash.ShingleHashSets(values, offsets)
 
 
-# ------------------------------------------------------------------------------------- the tasks
+def margin(config) -> float:
+    """How far from the threshold a signature estimate must be to decide a pair by itself: `verify_sigmas`
+    standard deviations of the estimate at the threshold, sqrt(t (1 - t) / num_perm)."""
+    t = config.threshold
+    return config.verify_sigmas * math.sqrt(t * (1 - t) / config.num_perm)
 
 
 def attach_task(shard: int, ctx: DedupContext) -> int:
-    """For candidate pairs whose first node is in this shard: attach its side, send to v's shard."""
+    """For candidate pairs whose first node is in this shard: attach its signature, send to v's shard."""
     cand = read_dir(ctx.path("cand", shard))
     if cand is None:
         return 0
     u, v = lsh.unique_pairs(cand.column("u").to_numpy(), cand.column("v").to_numpy())
-    rows = u & ROW_MASK
-    cols: dict[str, pa.Array] = {"u": pa.array(u), "v": pa.array(v)}
-    if ctx.config.verify == "exact":
-        uniq, where = np.unique(rows, return_inverse=True)
-        cols["set_u"] = _list_array(*gather_sets(*_rows_sets(ctx, shard, uniq), where))
-    else:
-        cols["sig_u"] = sig_array(read_signatures(ctx.sig_dir(shard), ctx.config.num_perm)[rows])
-    write_by_shard(pa.table(cols), v >> 32, ctx, "cand2", f"{shard:05d}")
+    sig = read_signatures(ctx.sig_dir(shard), ctx.config.num_perm)[u & ROW_MASK]
+    write_by_shard(pa.table({"u": pa.array(u), "v": pa.array(v), "sig_u": sig_array(sig)}), v >> 32, ctx,
+                   "cand2", f"{shard:05d}")
     return len(u)
 
 
-def verify_task(shard: int, ctx: DedupContext) -> int:
-    """Keep the candidate pairs ending in this shard whose Jaccard reaches the threshold."""
+def verify_task(shard: int, ctx: DedupContext) -> tuple[int, int]:
+    """Decide the candidate pairs ending in this shard by their signature estimate: an edge when it
+    reaches the threshold (verify = "signature") or exceeds it by the margin (verify = "exact"); with
+    "exact", pairs within the margin go back to their first shard for exact verification.
+    Returns (edges, pairs left for exact verification)."""
     cfg = ctx.config
     files = sorted(ctx.path("cand2", shard).glob("*.parquet"))
     if not files:
-        return 0
-    v_rows = np.unique(np.concatenate([read_table(f, ["v"]).column("v").to_numpy() & ROW_MASK for f in files]))
-    if cfg.verify == "exact":
-        v_sets = _rows_sets(ctx, shard, v_rows)
-    else:
-        v_sigs = read_signatures(ctx.sig_dir(shard), cfg.num_perm)
-    kept_u: list[np.ndarray] = [np.zeros(0, np.int64)]
-    kept_v: list[np.ndarray] = [np.zeros(0, np.int64)]
-    kept_sim: list[np.ndarray] = [np.zeros(0, np.float64)]
+        return 0, 0
+    v_sigs = read_signatures(ctx.sig_dir(shard), cfg.num_perm)
+    m = margin(cfg) if cfg.verify == "exact" else 0.0
+    edges = _Edges()
+    ambiguous = 0
     for f in files:  # one file per shard of first nodes: memory follows one shard pair's candidates
         cand = read_table(f)
         for lo in range(0, cand.num_rows, _PAIRS_PER_CHUNK):
             chunk = cand.slice(lo, _PAIRS_PER_CHUNK)
             u, v = chunk.column("u").to_numpy(), chunk.column("v").to_numpy()
+            est = lsh.signature_similarity(sig_matrix(chunk.column("sig_u"), cfg.num_perm), v_sigs[v & ROW_MASK])
+            keep = est >= cfg.threshold + m
+            edges.add(u[keep], v[keep], est[keep])
             if cfg.verify == "exact":
-                at = np.searchsorted(v_rows, v & ROW_MASK)
-                sim = set_jaccard(_from_list(chunk.column("set_u")), gather_sets(*v_sets, at))
-            else:
-                sim = lsh.signature_similarity(sig_matrix(chunk.column("sig_u"), cfg.num_perm),
-                                               v_sigs[v & ROW_MASK])
-            keep = sim >= cfg.threshold
-            kept_u.append(u[keep])
-            kept_v.append(v[keep])
-            kept_sim.append(sim[keep])
-    u, v, sim = np.concatenate(kept_u), np.concatenate(kept_v), np.concatenate(kept_sim)
-    if len(u):
-        write_edges(u, v, ctx.path("edges"), f"near-{shard:05d}", ctx.partitions)
-        write_similarities(u, v, sim, ctx, f"near-{shard:05d}")
+                unsure = ~keep & (est >= cfg.threshold - m)
+                ambiguous += int(unsure.sum())
+                table = pa.table({"u": pa.array(u[unsure]), "v": pa.array(v[unsure])})
+                write_by_shard(table, u[unsure] >> 32, ctx, "unsure", f"{shard:05d}-{f.stem}-{lo:09d}")
+    return edges.write(ctx, f"near-{shard:05d}"), ambiguous
+
+
+def attach_sets_task(shard: int, ctx: DedupContext) -> int:
+    """For the pairs left for exact verification whose first node is here: attach its shingle set."""
+    pairs = read_dir(ctx.path("unsure", shard))
+    if pairs is None:
+        return 0
+    u, v = pairs.column("u").to_numpy(), pairs.column("v").to_numpy()
+    rows, where = np.unique(u & ROW_MASK, return_inverse=True)
+    table = pa.table({"u": pa.array(u), "v": pa.array(v), "set_u": _set_column(_rows_sets(ctx, shard, rows), where)})
+    write_by_shard(table, v >> 32, ctx, "unsure2", f"{shard:05d}")
     return len(u)
+
+
+def verify_sets_task(shard: int, ctx: DedupContext) -> int:
+    """Exact Jaccard of the shingle sets of the pairs left for exact verification ending in this shard."""
+    files = sorted(ctx.path("unsure2", shard).glob("*.parquet"))
+    if not files:
+        return 0
+    v_rows = np.unique(np.concatenate([read_table(f, ["v"]).column("v").to_numpy() & ROW_MASK for f in files]))
+    v_sets = _rows_sets(ctx, shard, v_rows)
+    edges = _Edges()
+    for f in files:
+        pairs = read_table(f)
+        for lo in range(0, pairs.num_rows, _PAIRS_PER_CHUNK):
+            chunk = pairs.slice(lo, _PAIRS_PER_CHUNK)
+            u, v = chunk.column("u").to_numpy(), chunk.column("v").to_numpy()
+            u_sets = _sets_of_column(chunk.column("set_u"))
+            sim = u_sets.jaccard(np.arange(len(u)), v_sets, np.searchsorted(v_rows, v & ROW_MASK))
+            keep = sim >= ctx.config.threshold
+            edges.add(u[keep], v[keep], sim[keep])
+    return edges.write(ctx, f"exactly-{shard:05d}")
+
+
+class _Edges:
+    """Verified near-duplicate edges of one task, with their similarity."""
+
+    def __init__(self) -> None:
+        self.u: list[np.ndarray] = [np.zeros(0, np.int64)]
+        self.v: list[np.ndarray] = [np.zeros(0, np.int64)]
+        self.sim: list[np.ndarray] = [np.zeros(0, np.float64)]
+
+    def add(self, u: np.ndarray, v: np.ndarray, sim: np.ndarray) -> None:
+        self.u.append(u)
+        self.v.append(v)
+        self.sim.append(sim)
+
+    def write(self, ctx: DedupContext, name: str) -> int:
+        u, v, sim = np.concatenate(self.u), np.concatenate(self.v), np.concatenate(self.sim)
+        if len(u):
+            write_edges(u, v, ctx.path("edges"), name, ctx.partitions)
+            write_similarities(u, v, sim, ctx, name)
+        return len(u)
 
 
 def write_similarities(u: np.ndarray, v: np.ndarray, sim: np.ndarray, ctx: DedupContext, name: str) -> None:

@@ -5,8 +5,9 @@ Every step is a set of parallel tasks over files in `scratch`, so no process hol
 1. per shard (dedup/signing.py): normalize, hash the normalized text, MinHash signatures, kept in
    the shard cache by content; then band keys and text hashes, partitioned by hash;
 2. per partition (dedup/candidates.py): LSH buckets -> candidate pairs; equal text hashes -> exact edges;
-3. per shard (twice): attach the first document's shingle set (or signature) to each candidate pair,
-   keep pairs whose exact (or estimated) Jaccard reaches the threshold -> near-duplicate edges;
+3. per shard (twice, and twice more for pairs near the threshold): attach the first document's
+   signature, decide by the estimate far from the threshold, by the shingle sets' exact Jaccard near
+   it -> near-duplicate edges;
 4. connected components of all edges (dedup/components.py, large-star/small-star);
 5. per shard, then per cluster partition (dedup/clusters.py): one survivor per cluster by (source
    priority, higher quality score, smaller id), which depends only on the documents;
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from dedup import minhash
-from dedup.candidates import attach_task, bucket_task, verify_task
+from dedup.candidates import attach_sets_task, attach_task, bucket_task, verify_sets_task, verify_task
 from dedup.clusters import attrs_task, members_task, survivor_task, write_task
 from dedup.components import connected_components
 from dedup.context import DedupContext
@@ -60,6 +61,7 @@ class DedupConfig:
     false_negative_weight: float = 0.5  # ... (datasketch's MinHashLSH `weights`)
     verify: str = "exact"  # "exact": Jaccard of the shingle sets; "signature": estimated from the signatures
     band_recall: float = 0.98  # bands/rows 0 and verify "exact": pairs at the threshold become candidates this often
+    verify_sigmas: float = 6.0  # verify "exact": estimates this many standard deviations from the threshold decide alone (inf: none)
     all_pairs_max: int = 64  # larger LSH buckets are linked by star + chain instead of all pairs
     source_priority: list[str] = field(default_factory=list)  # survivor preference, best first
     quality_column: str = "quality_classifier_score"  # higher wins among equal priority, if present
@@ -76,6 +78,7 @@ class DedupConfig:
         at_least(self, 1, "num_perm", "shingle_size")
         at_least(self, 0, "bands", "rows", "partitions", "all_pairs_max", "false_positive_weight",
                  "false_negative_weight")
+        require(self.verify_sigmas >= 0, "verify_sigmas", f"expected a value >= 0, got {self.verify_sigmas}")
         require(0.0 < self.band_recall < 1.0, "band_recall", f"expected a value in (0, 1), got {self.band_recall}")
         require((self.bands > 0) == (self.rows > 0) and self.bands * self.rows <= self.num_perm, "bands",
                 f"set bands and rows both (bands * rows <= num_perm = {self.num_perm}) or neither")
@@ -106,7 +109,7 @@ def recall_lsh_params(threshold: float, num_perm: int, recall: float) -> tuple[i
 
 class DedupStage(GlobalStage):
     name: ClassVar[str] = "dedup"
-    version: ClassVar[str] = "2"
+    version: ClassVar[str] = "3"
     config_class: ClassVar[type] = DedupConfig
 
     @classmethod
@@ -117,7 +120,8 @@ class DedupStage(GlobalStage):
         s = read_json(path)
         line = (f"dedup: signatures of {s['shards']} shards: {s['signatures_reused']} reused, "
                 f"{s['signatures_computed']} computed; {s['candidate_pairs']:,} candidate pairs, "
-                f"{s['near_edges']:,} verified ({s['verify']}), {s['exact_edges']:,} exact-duplicate edges")
+                f"{s['near_edges']:,} near-duplicate edges ({s.get('verified_exactly', 0):,} pairs compared by their "
+                f"shingle sets), {s['exact_edges']:,} exact-duplicate edges")
         if s["reference_docs"]:
             line += f"; against {', '.join(s['against'])} ({s['reference_docs']:,} docs)"
         return [line]
@@ -168,10 +172,15 @@ class DedupStage(GlobalStage):
         ctx.sig_dirs = [s["sig_dir"] for s in signed]
         shared = executor.put(ctx)
         found = executor.map(bucket_task, list(range(parts)), desc="dedup: buckets", shared=shared)
-        near = 0
+        near = unsure = 0
         if cfg.near:
             executor.map(attach_task, list(range(n_all)), desc="dedup: candidates", shared=shared)
-            near = sum(executor.map(verify_task, list(range(n_all)), desc="dedup: verify", shared=shared))
+            decided = executor.map(verify_task, list(range(n_all)), desc="dedup: verify", shared=shared)
+            near, unsure = sum(e for e, _ in decided), sum(a for _, a in decided)
+            if unsure:
+                executor.map(attach_sets_task, list(range(n_all)), desc="dedup: shingle sets", shared=shared)
+                near += sum(executor.map(verify_sets_task, list(range(n_all)), desc="dedup: verify exactly",
+                                         shared=shared))
         final = connected_components(work / "edges", work / "cc", parts, executor)
         executor.map(members_task, [(q, str(final)) for q in range(parts)], desc="dedup: members", shared=shared)
         executor.map(attrs_task, list(range(n_all)), desc="dedup: cluster attributes", shared=shared)
@@ -182,7 +191,8 @@ class DedupStage(GlobalStage):
                     "reference_docs": sum(parquet_num_rows(p) for _, p, _ in refs),
                     "against": sorted({name for name, _, _ in refs}), "verify": cfg.verify,
                     "bands": bands, "rows": rows, "candidate_pairs": sum(c for _, c in found),
-                    "exact_edges": sum(e for e, _ in found), "near_edges": near}, out_dir / STATS_FILE)
+                    "exact_edges": sum(e for e, _ in found), "near_edges": near, "verified_exactly": unsure},
+                   out_dir / STATS_FILE)
 
 
 def default_partitions(shards: list[AnyPath], rows_per_doc: int, workers: int) -> int:
