@@ -1,4 +1,4 @@
-"""HTML main-text extraction: quality and speed of trafilatura settings on real annotated pages.
+"""HTML main-text extraction: quality and speed of each extractor and trafilatura setting on real annotated pages.
 
     python -m bench.extraction_quality [--max-pages N] [--workers N] [--variants a,b,...]
 
@@ -11,7 +11,7 @@ Sets (../shared/data/extraction, see its SOURCES.md):
 
 Speed is pages per second per core: pages divided by the CPU time spent in extraction (decoding
 included), summed over worker processes. Every variant gets the same decoded page through the same
-code path as the pipeline (sources.html), so only the trafilatura settings differ. Results go to
+code path as the pipeline (sources.html), so only the extractor and its settings differ. Results go to
 bench/results/extraction_quality.json.
 """
 
@@ -38,21 +38,26 @@ RESULTS = REPO / "bench" / "results" / "extraction_quality.json"
 
 # trafilatura's own defaults (fallback extractors on, comments kept, no tree-size cap).
 _TRAFILATURA_DEFAULTS = HtmlConfig(
-    fast=False, favor_precision=False, include_comments=True, max_tree_elements=0, time_limit_seconds=0
+    extractor="trafilatura", fast=False, favor_precision=False, include_comments=True, max_tree_elements=0,
+    time_limit_seconds=0,
 )
 VARIANTS: dict[str, HtmlConfig] = {
     "trafilatura_defaults": _TRAFILATURA_DEFAULTS,
     "favor_precision": replace(_TRAFILATURA_DEFAULTS, favor_precision=True),
-    "ours": HtmlConfig(),
     # datatrove's Trafilatura extractor: extract(favor_precision=True, include_comments=False,
     # deduplicate=True), no tree-size cap
     "datatrove": replace(_TRAFILATURA_DEFAULTS, favor_precision=True, include_comments=False, deduplicate=True),
-    # candidates measured when choosing "ours"
+    # corpusforge's extractors ([sources.cc.html] extractor = ...); "hybrid" is the default
+    "hybrid": HtmlConfig(),
+    "trafilatura": HtmlConfig(extractor="trafilatura"),
+    "trafilatura_fast": HtmlConfig(extractor="trafilatura", fast=True),
+    "resiliparse": HtmlConfig(extractor="resiliparse"),
+    # other candidates measured when choosing the settings
     "fast": replace(_TRAFILATURA_DEFAULTS, fast=True),
-    "fast_nocomments": HtmlConfig(fast=True, favor_precision=False),
-    "fast_precision_nocomments": HtmlConfig(fast=True, favor_precision=True),
+    "fast_nocomments": HtmlConfig(extractor="trafilatura", fast=True, favor_precision=False),
 }
-DEFAULT_VARIANTS = ["trafilatura_defaults", "favor_precision", "datatrove", "ours"]
+DEFAULT_VARIANTS = ["trafilatura_defaults", "favor_precision", "datatrove", "hybrid", "trafilatura",
+                    "trafilatura_fast", "resiliparse"]
 _TOKEN_RE = re.compile(r"\w+")
 
 

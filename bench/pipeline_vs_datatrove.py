@@ -303,6 +303,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--skip-datatrove", action="store_true", help="the side-by-side scales run corpusforge only")
     ap.add_argument("--no-save", action="store_true")
+    ap.add_argument("--out", default=str(RESULTS), help="results file (another name keeps the full series)")
     args = ap.parse_args()
     peer_scales = [int(s) for s in args.peer_scales.split(",") if s]
     scales = [int(s) for s in args.scales.split(",") if s]
@@ -331,7 +332,7 @@ def main() -> int:
         for s in peer_scales if f"datatrove-{s}x" in by_label}
     print("ratios (corpusforge / datatrove docs/s):", result["ratios_corpusforge_over_datatrove_docs_per_s"])
     if not args.no_save:
-        save_results(RESULTS, result)
+        save_results(Path(args.out), result)
     return 0
 
 

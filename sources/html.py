@@ -1,19 +1,20 @@
-"""HTML to main text: charset decoding, a raw-HTML language guess, and trafilatura with a time limit.
+"""HTML to main text: charset decoding, cheap text views, and the configured extractor with a time limit.
 
 Decoding follows the browser's order: byte-order mark, then the HTTP `Content-Type` charset, then a
 `<meta>` charset in the first bytes, then strict UTF-8, then detection (charset-normalizer); a
 declared charset that does not decode the bytes is passed over. Nothing here raises on bad bytes:
 the last resort decodes with replacement characters.
 
-Extraction is trafilatura's, with settings chosen by measurement (bench/extraction_quality.py):
-`favor_precision` without user comments, which scores at least as well as `favor_precision` (which
-keeps comments) on both annotated sets and is faster than the defaults. `fast=True` (no
-readability/jusText fallback) is ~1.5x faster again but lets more boilerplate through. Measured on
-trafilatura's 987 annotated pages and 130 news pages (bench/results/extraction_quality.json).
-One pathological page must not stall a task, so each extraction runs
-under a wall-clock limit: a SIGALRM timer when running in a process's main thread (where Ray runs
-ordinary tasks), and a cap on the HTML size and on the tree size (trafilatura's MAX_TREE_SIZE) in
-any thread, where signals are not available.
+Extraction (sources/html_modes.py) is selectable, `[sources.cc.html] extractor = "hybrid" |
+"trafilatura" | "resiliparse"`; the default `hybrid` runs trafilatura's readability/jusText fallback
+only where trafilatura's fast pass looks unreliable, with the F1 of running it everywhere at less CPU.
+trafilatura's settings were chosen by measurement (bench/extraction_quality.py): `favor_precision`
+without user comments scores at least as well as the defaults on both annotated sets (trafilatura's
+987 pages, 130 news pages) and is faster. One pathological page must not stall a task, so each
+extraction runs under a wall-clock limit: a SIGALRM timer when running in a process's main thread
+(where Ray runs ordinary tasks, and `--workers 1` runs everything), and caps on the HTML size, the tree
+size (trafilatura's MAX_TREE_SIZE) and, for the C++ extractor the timer cannot interrupt, the nesting
+depth.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-from pipeline.core.config import at_least
+from pipeline.core.config import at_least, fractions, require
+from sources import html_modes
 
 BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
 # WHATWG: labels that browsers decode with a superset codec.
@@ -41,6 +42,7 @@ _COMMENT_RE = re.compile(r"<!--.*?-->", re.S)
 _TAG_RE = re.compile(r"<[^>]*>")
 _ENTITY_RE = re.compile(r"&(#?\w+);")
 _SPACE_RE = re.compile(r"\s+")
+_GARBLED_RE = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f\ufffd]")
 DETECT_BYTES = 64 << 10  # charset detection looks at the head of the page only
 
 
@@ -48,7 +50,12 @@ DETECT_BYTES = 64 << 10  # charset detection looks at the head of the page only
 class HtmlConfig:
     """How HTML becomes text. The defaults are the settings measured best (see bench/)."""
 
-    fast: bool = False  # True skips trafilatura's readability/jusText fallback: faster, lower recall
+    # main-text extractor: "hybrid" (trafilatura, its fallback only where the fast pass looks unreliable),
+    # "trafilatura" (the fallback on every page), "resiliparse" (C++, much faster, more boilerplate)
+    extractor: str = "hybrid"
+    hybrid_min_chars: int = 250  # hybrid: the fallback runs where the fast pass's text is shorter than this
+    hybrid_min_page_share: float = 0.2  # hybrid: or has fewer words than this share of the page's (0: off)
+    fast: bool = False  # True: no readability/jusText fallback on any page (trafilatura, hybrid): faster, lower F1
     favor_precision: bool = True  # trafilatura's favor_precision: less boilerplate, some main text lost
     favor_recall: bool = False  # trafilatura's favor_recall: more text and boilerplate; wins over precision
     include_comments: bool = False  # user comments are mostly short, repetitive and off-topic
@@ -57,12 +64,20 @@ class HtmlConfig:
     min_extracted_chars: int = 250  # trafilatura's MIN_EXTRACTED_SIZE: below it, it tries harder
     min_text_chars: int = 1  # shorter extractions are rejected as `extract-empty`
     max_html_bytes: int = 2 << 20  # larger pages are rejected before parsing (`html-too-large`)
-    max_tree_elements: int = 50_000  # trafilatura's MAX_TREE_SIZE: bigger DOMs are given up
+    max_tree_elements: int = 50_000  # trafilatura's MAX_TREE_SIZE: bigger DOMs are given up (0: no cap)
+    max_nesting_depth: int = 1_000  # resiliparse: deeper pages (of > 10,000 tags) go to trafilatura instead
+    # pages whose decoded head is more than this share control characters or U+FFFD are binary or in
+    # an encoding nothing recognised: rejected as `bad-encoding` (real pages: at most 0.03%)
+    max_garbled_share: float = 0.01
     time_limit_seconds: float = 10.0  # per page; 0 disables (only enforced in a main thread)
 
     def __post_init__(self) -> None:
-        at_least(self, 0, "min_extracted_chars", "min_text_chars", "time_limit_seconds")
-        at_least(self, 1, "max_html_bytes", "max_tree_elements")
+        at_least(self, 0, "min_extracted_chars", "min_text_chars", "time_limit_seconds", "max_tree_elements")
+        at_least(self, 1, "max_html_bytes", "max_nesting_depth")
+        at_least(self, 0, "hybrid_min_chars")
+        fractions(self, "hybrid_min_page_share", "max_garbled_share")
+        require(self.extractor in html_modes.EXTRACTORS, "extractor",
+                f"must be one of {', '.join(html_modes.EXTRACTORS)}, got {self.extractor!r}")
 
 
 @dataclass
@@ -160,17 +175,6 @@ def rough_text(html: str, max_chars: int = 4000) -> str:
 # -------------------------------------------------------------------------------------- extraction
 
 
-@lru_cache(maxsize=8)
-def _trafilatura_config(min_extracted_chars: int, max_tree_elements: int):
-    from trafilatura.settings import use_config
-
-    cfg = use_config()
-    cfg.set("DEFAULT", "MIN_EXTRACTED_SIZE", str(min_extracted_chars))
-    cfg.set("DEFAULT", "MAX_TREE_SIZE", str(max_tree_elements) if max_tree_elements > 0 else "")
-    cfg.set("DEFAULT", "EXTRACTION_TIMEOUT", "0")
-    return cfg
-
-
 @contextmanager
 def time_limit(seconds: float) -> Iterator[None]:
     """Raise ExtractionTimeout in the block after `seconds` of wall time (main thread only; elsewhere,
@@ -192,25 +196,20 @@ def time_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def extract_text(html: str, url: str | None, config: HtmlConfig) -> tuple[str | None, str | None]:
-    """trafilatura on decoded HTML: (text, None) or (None, reason)."""
-    import trafilatura
+def garbled(html: str, max_share: float) -> bool:
+    """Whether the decoded page's head is binary or undecodable noise rather than text."""
+    head = html[:DETECT_BYTES]
+    return bool(head) and len(_GARBLED_RE.findall(head)) > max_share * len(head)
 
-    cfg = _trafilatura_config(config.min_extracted_chars, config.max_tree_elements)
+
+def extract_text(html: str, url: str | None, config: HtmlConfig) -> tuple[str | None, str | None]:
+    """The configured extractor on decoded HTML: (text, None) or (None, reason: `bad-encoding`,
+    `extract-timeout`, `extract-failed`, `extract-empty`)."""
+    if garbled(html, config.max_garbled_share):
+        return None, "bad-encoding"
     try:
         with time_limit(config.time_limit_seconds):
-            text = trafilatura.extract(
-                html,
-                url=url,
-                fast=config.fast,
-                favor_precision=config.favor_precision,
-                favor_recall=config.favor_recall,
-                include_comments=config.include_comments,
-                include_tables=config.include_tables,
-                with_metadata=False,
-                deduplicate=config.deduplicate,
-                config=cfg,
-            )
+            text, _ = html_modes.run(html, url, config)
     except ExtractionTimeout:
         return None, "extract-timeout"
     except RecursionError:
@@ -226,8 +225,8 @@ def extract_text(html: str, url: str | None, config: HtmlConfig) -> tuple[str | 
 def extract_html(
     payload: bytes, url: str | None, http_content_type: str | None, config: HtmlConfig
 ) -> HtmlResult:
-    """Page bytes to main text, or the reason there is none (`html-too-large`, `extract-timeout`,
-    `extract-failed`, `extract-empty`)."""
+    """Page bytes to main text, or the reason there is none (`html-too-large`, `bad-encoding`,
+    `extract-timeout`, `extract-failed`, `extract-empty`)."""
     if len(payload) > config.max_html_bytes:
         return HtmlResult(None, "html-too-large", "")
     html, encoding = decode_html(payload, http_content_type)

@@ -301,7 +301,7 @@ def doc_id(normalized_url: str) -> str:
 
 class RedditExtractor(Extractor):
     name = SOURCE
-    version = "2"  # 2: per-URL fetch budget bounds slow-drip servers; hostile archived records counted
+    version = "3"  # 3: extraction through the cc path's hybrid extractor; undecodable pages counted
     config_class = RedditConfig
     stage_defaults = {
         # OpenWebText kept English pages with fastText/langdetect confidence >= 0.5.
