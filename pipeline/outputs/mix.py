@@ -35,6 +35,7 @@ MIX_VERSION = "1"
 SPLITS = ("train", "validation", "test")
 MIX_FILE = "_mix.json"
 _KEY, _EPOCH = "_mix_key", "_mix_epoch"
+TOKENS_COLUMN = "_tokens"  # a document's tokens (uint32 bytes, EOS included) when tokenized before mixing
 
 
 @dataclass
@@ -116,12 +117,19 @@ def _scan_task(args: tuple[str, MixConfig]) -> dict[str, Any]:
     return {"counts": counts, "holdout_hashes": hashes, "rows": t.num_rows}
 
 
-def _scatter_task(args: tuple[str, str, MixConfig, dict[str, float], dict[str, int]], holdout: frozenset) -> dict:
-    """Assign every copy of every document of one shard to a (split, partition) bucket file."""
-    path, out_dir, config, epochs, partitions = args
+def _scatter_task(args: tuple[str, str, MixConfig, dict[str, float], dict[str, int], str], holdout: frozenset) -> dict:
+    """Assign every copy of every document of one shard to a (split, partition) bucket file; with
+    `tokens` (the shard's documents' tokens, row by row: pipeline/outputs/tokenize.py) they travel along."""
+    path, out_dir, config, epochs, partitions, tokens = args
     scratch = as_path(out_dir) / "_scratch" / "buckets"
     p = as_path(path)
     table = read_table(p)
+    carried = table
+    if tokens:
+        t = read_table(as_path(tokens))
+        if not t.column("id").equals(table.column("id")):
+            raise MixError(f"mix: {tokens} does not hold the tokens of {p}'s documents")
+        carried = table.append_column(TOKENS_COLUMN, t.column(TOKENS_COLUMN))
     rows: dict[tuple[str, int], tuple[list[int], list[int], list[int]]] = {}
     rejected_rows: list[int] = []
     reasons: list[str] = []
@@ -147,7 +155,7 @@ def _scatter_task(args: tuple[str, str, MixConfig, dict[str, float], dict[str, i
             bucket[1].append(key)
             bucket[2].append(epoch)
     for (split, part), (idx, keys, eps) in rows.items():
-        b = table.take(pa.array(idx, pa.int64()))
+        b = carried.take(pa.array(idx, pa.int64()))
         b = b.append_column(_KEY, pa.array(keys, pa.uint64())).append_column(_EPOCH, pa.array(eps, pa.int32()))
         write_table(b, scratch / split / f"{part:05d}" / p.name)
     rejected = with_rejection(table.take(pa.array(rejected_rows, pa.int64())), "mix", reasons)
@@ -201,8 +209,12 @@ def _resolve_epochs(config: MixConfig, train: dict[str, list[int]]) -> dict[str,
     return {s: (config.weights[s] / total_weight) * total_bytes / max(train[s][1], 1) for s in sorted(train)}
 
 
-def mix(in_shards: list[AnyPath], out_dir: str | os.PathLike, config: MixConfig, executor: Executor) -> dict[str, Any]:
+def mix(in_shards: list[AnyPath], out_dir: str | os.PathLike, config: MixConfig, executor: Executor,
+        tokens: dict[str, AnyPath] | None = None) -> dict[str, Any]:
     """Mix, shuffle and split doc shards into `out_dir/{train,validation,test}/*.parquet`.
+
+    `tokens` ({input shard name: its tokens file}) puts each document's tokens into the mixed shards
+    (column TOKENS_COLUMN), so tokenizing them is a copy.
 
     Rejected documents go to `out_dir/rejected/` with their reason. Returns the summary also written
     as `out_dir/_mix.json`: resolved epochs, per split its shards (docs, bytes, sha256) and per-source
@@ -218,7 +230,10 @@ def mix(in_shards: list[AnyPath], out_dir: str | os.PathLike, config: MixConfig,
     paths = sorted((as_path(p) for p in in_shards), key=lambda p: p.name)
     if len({p.name for p in paths}) != len(paths):
         raise MixError(f"mix: input shard names are not unique: {[str(p) for p in paths]}")
-    key = stable_hash({"version": MIX_VERSION, "config": to_plain(config), "inputs": [sha256_file(p) for p in paths]})
+    tokens = tokens or {}
+    key = stable_hash({"version": MIX_VERSION, "config": to_plain(config), "inputs": [sha256_file(p) for p in paths],
+                       # a tokens file is named by the content it was computed from (shard, tokenizer)
+                       "tokens": [as_path(tokens[p.name]).parent.name if p.name in tokens else "" for p in paths]})
     if (out_dir / MIX_FILE).exists():
         done = read_json(out_dir / MIX_FILE)
         if done.get("key") == key:
@@ -244,7 +259,7 @@ def mix(in_shards: list[AnyPath], out_dir: str | os.PathLike, config: MixConfig,
     holdout = executor.put(frozenset(h for scan in scans for h in scan["holdout_hashes"]))
     del scans
 
-    items = [(str(p), str(out_dir), config, epochs, partitions) for p in paths]
+    items = [(str(p), str(out_dir), config, epochs, partitions, str(tokens.get(p.name, ""))) for p in paths]
     scattered = executor.map(_scatter_task, items, desc="mix: scatter", shared=holdout)
     rejected: dict[str, int] = {}
     for r in scattered:

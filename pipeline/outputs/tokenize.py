@@ -11,17 +11,27 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from pipeline.core.config import at_least, require, stable_hash, to_plain
 from pipeline.core.io import AnyPath, as_path, local_file, makedirs, write_bytes_atomic
-from pipeline.core.shards import TASKS_DIR, ShardError, read_json, write_json
+from pipeline.core.shardcache import ShardCache, content_key
+from pipeline.core.shards import (
+    TASKS_DIR,
+    ShardError,
+    read_json,
+    read_shard_bytes,
+    table_from_bytes,
+    write_json,
+    write_table,
+)
 from pipeline.core.shards import sha256_file as file_sha256
 from pipeline.core.stage import Executor
+from pipeline.outputs.mix import TOKENS_COLUMN
 from pipeline.outputs.reader import SHARD_SUFFIX
 from pipeline.outputs.textshards import open_parquet
 from pipeline.outputs.token_shards import TokenShardWriter, token_itemsize, write_index
@@ -109,13 +119,68 @@ def _shard_meta(config: TokenizeConfig, loaded: LoadedTokenizer) -> dict[str, An
     }
 
 
-def _batches(path: AnyPath, batch_docs: int) -> Iterator[tuple[list[str], list[str], list[str]]]:
+def _batches(path: AnyPath, batch_docs: int, loaded: LoadedTokenizer
+             ) -> Iterator[tuple[list[str], list[str], list[np.ndarray]]]:
+    """(ids, sources, tokens with EOS) per batch of a doc shard: its TOKENS_COLUMN when it was tokenized
+    before mixing, else encoded here."""
     try:
         with open_parquet(path) as pf:
-            for batch in pf.iter_batches(batch_size=batch_docs, columns=["id", "source", "text"]):
-                yield batch.column(0).to_pylist(), batch.column(1).to_pylist(), batch.column(2).to_pylist()
+            carried = TOKENS_COLUMN in pf.schema_arrow.names
+            columns = ["id", "source", TOKENS_COLUMN if carried else "text"]
+            for batch in pf.iter_batches(batch_size=batch_docs, columns=columns):
+                ids, sources = batch.column(0).to_pylist(), batch.column(1).to_pylist()
+                if carried:
+                    tokens = [np.frombuffer(b, np.uint32) for b in batch.column(2).to_pylist()]
+                else:
+                    tokens = encode_documents(loaded, batch.column(2).to_pylist())
+                yield ids, sources, tokens
     except (OSError, ValueError) as exc:
         raise ShardError(f"{path}: cannot read Parquet shard: {exc}") from exc
+
+
+def _texts(path: AnyPath, batch_docs: int) -> Iterator[list[str]]:
+    try:
+        with open_parquet(path) as pf:
+            for batch in pf.iter_batches(batch_size=batch_docs, columns=["text"]):
+                yield batch.column(0).to_pylist()
+    except (OSError, ValueError) as exc:
+        raise ShardError(f"{path}: cannot read Parquet shard: {exc}") from exc
+
+
+def encode_documents(loaded: LoadedTokenizer, texts: list[str]) -> list[np.ndarray]:
+    """Each text's token ids (uint32), EOS appended when the tokenizer has one."""
+    eos = [] if loaded.eos_id is None else [loaded.eos_id]
+    return [np.array(ids + eos, np.uint32) for ids in _encode(loaded.tokenizer, texts)]
+
+
+def pretokenize_task(args: tuple[str, TokenizeConfig, ShardCache, str]) -> str:
+    """Tokens of every document of one doc shard, row by row, kept by the shard's content and the
+    tokenizer's: a grown corpus tokenizes only its new shards, then the mix carries the tokens."""
+    in_path, config, cache, fallback = args
+    loaded = load_tokenizer(config.tokenizer, config.eos_token)
+    data = read_shard_bytes(in_path)
+    key = {"tokenizer": loaded.sha256, "eos": config.eos_token, "version": TOKENIZE_VERSION}
+    entry = cache.entry(content_key(data), **key) or as_path(fallback) / stable_hash({"input": content_key(data), **key})
+    if cache.lookup(entry) is None:
+        table = table_from_bytes(data, in_path).select(["id", "text"])
+        blobs: list[bytes] = []
+        for lo in range(0, table.num_rows, config.batch_docs):
+            texts = table.column("text").slice(lo, config.batch_docs).to_pylist()
+            blobs += [t.tobytes() for t in encode_documents(loaded, texts)]
+        write_table(pa.table({"id": table.column("id"), TOKENS_COLUMN: pa.array(blobs, pa.large_binary())}),
+                    entry / "tokens.parquet")
+        cache.commit(entry, {"docs": table.num_rows})
+    return str(entry / "tokens.parquet")
+
+
+def pretokenize(in_shards: list[AnyPath], cache_dir: str | os.PathLike | None, config: TokenizeConfig,
+                scratch: AnyPath, executor: Executor) -> dict[str, AnyPath]:
+    """{shard name: its tokens file} for `mix(..., tokens=...)`; one task per shard, in parallel."""
+    load_tokenizer(config.tokenizer, config.eos_token)  # fail fast, before any task starts
+    cache = ShardCache(cache_dir)
+    items = [(str(p), config, cache, str(scratch)) for p in in_shards]
+    files = executor.map(pretokenize_task, items, desc="tokenize (per input shard)")
+    return {as_path(p).name: as_path(f) for p, f in zip(in_shards, files, strict=True)}
 
 
 def tokenize_one(in_path: str | os.PathLike, out_dir: str | os.PathLike, config: TokenizeConfig) -> dict[str, Any]:
@@ -134,11 +199,7 @@ def tokenize_one(in_path: str | os.PathLike, out_dir: str | os.PathLike, config:
                                 frame_tokens=config.frame_tokens, zstd_level=config.zstd_level, meta=meta)
 
     try:
-        for ids, sources, texts in _batches(in_path, config.batch_docs):
-            encoded = _encode(loaded.tokenizer, texts)
-            if loaded.eos_id is not None:
-                for e in encoded:
-                    e.append(loaded.eos_id)
+        for ids, sources, encoded in _batches(in_path, config.batch_docs, loaded):
             lengths = np.fromiter((len(e) for e in encoded), dtype=np.int64, count=len(encoded))
             for s, n in zip(sources, lengths.tolist(), strict=True):
                 c = per_source.setdefault(s, {"docs": 0, "tokens": 0})
@@ -157,8 +218,7 @@ def tokenize_one(in_path: str | os.PathLike, out_dir: str | os.PathLike, config:
                     writer = None
                     continue
                 stop = start + take
-                part = encoded[start:stop]
-                flat = np.fromiter(chain.from_iterable(part), dtype=writer.dtype, count=int(cum[take - 1]))
+                flat = np.concatenate(encoded[start:stop]).astype(writer.dtype, copy=False)
                 writer.add_documents(ids[start:stop], sources[start:stop], flat, lengths[start:stop])
                 start = stop
                 if writer.num_tokens >= config.shard_max_tokens:
@@ -242,7 +302,7 @@ def iter_texts(in_shards: list[AnyPath], max_bytes: int | None = None, batch_doc
     """Document texts of the shards in name order, stopping after about `max_bytes` of UTF-8."""
     seen = 0
     for p in sorted((as_path(s) for s in in_shards), key=lambda s: s.name):
-        for _ids, _sources, texts in _batches(p, batch_docs):
+        for texts in _texts(p, batch_docs):
             for t in texts:
                 yield t
                 seen += len(t.encode("utf-8"))

@@ -29,6 +29,7 @@ from pipeline.outputs.tokenize import (
     MIN_BPE_VOCAB,
     TokenizeConfig,
     load_tokenizer,
+    pretokenize,
     tokenize_shards,
     train_tokenizer,
 )
@@ -72,11 +73,18 @@ def check_files(config: OutputsConfig, where: str) -> None:
 
 
 def write_outputs(in_shards: list[AnyPath], out_dir: str | os.PathLike, config: OutputsConfig,
-                  executor: Executor) -> dict[str, Any]:
-    """Write every output; returns a summary (per split: docs, shards with sha256) for the manifest."""
+                  executor: Executor, token_cache: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Write every output; returns a summary (per split: docs, shards with sha256) for the manifest.
+
+    With a tokenizer given, every input shard is tokenized before mixing, in parallel, and kept by
+    content in `token_cache` (a grown corpus tokenizes only its new shards); the mix carries the
+    tokens. A tokenizer trained here is trained on the mix, so its tokenizing comes after it."""
     out_dir = as_path(out_dir)
     in_shards = [as_path(p) for p in in_shards]
-    summary: dict[str, Any] = {"mix": mix(in_shards, out_dir / "mix", config.mix, executor)}
+    tokens = None
+    if config.tokenize.tokenizer:
+        tokens = pretokenize(in_shards, token_cache, config.tokenize, out_dir / "_tokens", executor)
+    summary: dict[str, Any] = {"mix": mix(in_shards, out_dir / "mix", config.mix, executor, tokens=tokens)}
     splits = {s: split_shards(out_dir / "mix", s) for s in SPLITS}
     tokenize = config.tokenize
     if not tokenize.tokenizer:

@@ -251,11 +251,15 @@ def run_outputs(config: BuildConfig, result: BuildResult, upstream: list[StepRes
     key = stable_hash({"step": "outputs", "config": keyed_paths(portable(to_plain(config.outputs), workdir), type(config.outputs), config.path), "seed": config.corpus.seed,
                        "inputs": sorted(s.key for s in upstream), "files": files})
     out_dir = workdir / "stages" / "outputs" / key
+    # documents' tokens kept by shard content; each entry is keyed by the tokenizer's content and EOS too
+    token_cache = workdir / "shard-cache" / "tokens" / "by-content"
+    result.uses.append(token_cache)
     if (out_dir / OUTPUTS_FILE).exists():
         summary = read_json(out_dir / OUTPUTS_FILE)
         log("outputs: reused")
     else:
-        summary = write_outputs(stage_inputs([s.out_dir for s in upstream]), out_dir, config.outputs, executor)
+        summary = write_outputs(stage_inputs([s.out_dir for s in upstream]), out_dir, config.outputs, executor,
+                                token_cache=token_cache)
         write_json(summary, out_dir / OUTPUTS_FILE)
     train = summary["tokens"].get("train", {})
     log(f"outputs: {sum(t.get('tokens', 0) for t in summary['tokens'].values()):,} tokens in "

@@ -29,3 +29,38 @@ def test_write_outputs_from_toml_config(tmp_path, ray_executor):
         assert (out / "megatron" / f"{split}_text_document.idx").exists()
         assert tok.decode(ds.document(0).tolist())  # trained tokenizer decodes the split
     assert summary["tokens"]["train"]["vocab_size"] == 600
+
+
+def test_tokens_computed_before_mixing_equal_tokenizing_the_mix_and_are_reused(tmp_path):
+    """With a given tokenizer each input shard is tokenized once, kept by content, and the mix carries the
+    tokens: the token shards are byte for byte those of tokenizing the mixed text, and a grown corpus
+    tokenizes only its new shard."""
+    import pyarrow.parquet as pq
+
+    from pipeline.outputs.mix import TOKENS_COLUMN
+    from pipeline.outputs.tokenize import TokenizeConfig, tokenize_shards
+    from pipeline.running.executor import SerialExecutor
+    from tests.conftest import data_path
+
+    tokenizer = str(data_path("tokenizers", "gpt-neox-20b.tokenizer.json"))
+    docs = book_docs(paragraphs_per_doc=4, max_docs_per_book=12) + wikipedia_docs(max_pages=10, max_chars=3000)
+    shards = write_doc_shards(tmp_path / "docs", docs, 4)
+    config = from_mapping(OutputsConfig, {"mix": {"seed": 3, "validation_fraction": 0.1, "test_fraction": 0.1},
+                                          "tokenize": {"tokenizer": tokenizer, "frame_tokens": 1024}}, "test")
+    cache = tmp_path / "token-cache"
+    summary = write_outputs(shards[:3], tmp_path / "first", config, SerialExecutor(False), token_cache=cache)
+    assert len(list(cache.glob("*/_done.json"))) == 3
+    summary = write_outputs(shards, tmp_path / "out", config, SerialExecutor(False), token_cache=cache)
+    assert len(list(cache.glob("*/_done.json"))) == 4  # only the new shard was tokenized
+    out = tmp_path / "out"
+    for split in ("train", "validation", "test"):
+        mixed = sorted((out / "mix" / split).glob("*.parquet"))
+        assert mixed and all(TOKENS_COLUMN in pq.read_schema(p).names for p in mixed)
+        plain = tmp_path / "plain" / split
+        plain.mkdir(parents=True)
+        for p in mixed:  # the same mixed documents without their tokens: tokenized from the text
+            pq.write_table(pq.read_table(p).drop_columns([TOKENS_COLUMN]), plain / p.name)
+        direct = tokenize_shards(sorted(plain.glob("*.parquet")), tmp_path / "direct" / split,
+                                 TokenizeConfig(tokenizer=tokenizer, frame_tokens=1024), SerialExecutor(False))
+        assert [s["sha256"] for s in direct["shards"]] == [s["sha256"] for s in summary["tokens"][split]["shards"]]
+        assert TokenDataset(out / "tokens" / split, verify=True).num_tokens == direct["tokens"] > 0
