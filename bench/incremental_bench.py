@@ -43,7 +43,7 @@ def _build(inputs: Path, workdir: Path, out: Path, workers: int, label: str) -> 
     cmd = [sys.executable, "-m", "pipeline", "build", "--config", str(config), "--workdir", str(workdir),
            "--out", str(out), "--workers", str(workers)]
     print(f"== {label}: {' '.join(cmd)}", flush=True)
-    t = time.perf_counter()
+    t, started = time.perf_counter(), time.time()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     wall = time.perf_counter() - t
     (WORK / f"{label}.log").write_text(proc.stdout + proc.stderr)
@@ -55,7 +55,21 @@ def _build(inputs: Path, workdir: Path, out: Path, workers: int, label: str) -> 
     return {"label": label, "wall_s": round(wall, 2), "version": json.loads(Path(manifest).read_text())["version"],
             "reused": run["reused"], "computed": run["computed"], "task_seconds": run["seconds"],
             "outputs_sha256": {o["path"]: o["sha256"] for o in outputs},
-            "log_lines": [ln for ln in proc.stdout.splitlines() if ": signatures of" in ln or ": scans of" in ln]}
+            "log_lines": [ln for ln in proc.stdout.splitlines() if ": signatures of" in ln or ": scans of" in ln],
+            "timeline_s": _timeline(workdir, started, time.time())}
+
+
+def _timeline(workdir: Path, started: float, finished: float) -> dict[str, float]:
+    """Seconds from launch at which each step this build used was finished (its `_stage.json` or
+    `_outputs.json` written), from the build's record of the directories it used; and the exit."""
+    record = json.loads(max((workdir / "builds").glob("*.json"), key=lambda p: p.stat().st_mtime).read_text())
+    out: dict[str, float] = {}
+    for rel in record["uses"]:
+        for name in ("_stage.json", "_outputs.json"):
+            done = workdir / rel / name
+            if done.exists() and done.stat().st_mtime >= started:
+                out[rel.split("/")[1]] = round(done.stat().st_mtime - started, 2)
+    return {**dict(sorted(out.items(), key=lambda kv: kv[1])), "exit": round(finished - started, 2)}
 
 
 def main() -> int:
@@ -93,6 +107,7 @@ def main() -> int:
                                "full_task_s": full["task_seconds"].get(step, 0.0)}
                         for step in grown["task_seconds"]},
         "grown_log": grown["log_lines"],
+        "grown_timeline_s": grown["timeline_s"],
         "runs": [{k: v for k, v in r.items() if k != "outputs_sha256"} for r in runs],
     }
     if not args.no_fresh:
@@ -106,6 +121,8 @@ def main() -> int:
     for step, s in result["grown_steps"].items():
         print(f"  {step:20s} reused {s['reused']:4d} computed {s['computed']:4d}  task s {s['task_s']:8.2f} "
               f"(full {s['full_task_s']:8.2f})")
+    print("  grown build, seconds from launch to each step's end: " + ", ".join(
+        f"{k} {v}" for k, v in grown["timeline_s"].items()))
     for line in grown["log_lines"]:
         print(f"  {line}")
     if "grown_equals_fresh" in result:

@@ -163,55 +163,9 @@ def minhash_section() -> list[str]:
 
 
 def dedup_section() -> list[str]:
-    b = _load("dedup_bench")
-    out = ["## Dedup quality and the whole stage", ""]
-    if not b:
-        return out + _missing(".venv/bin/python -m bench.dedup_bench --ray --docs 100000,1000000")
-    rows = []
-    ce = b.get("controlled_edits", {})
-    if "precision" in ce:
-        rows.append([f"controlled edits ({ce['pairs']:,} pairs of real paragraphs): exact Jaccard >= 0.5",
-                     ce["precision"], ce["recall"], ce["tp"], ce["fp"], ce["fn"]])
-    for name, res in ce.items():
-        if isinstance(res, dict) and "precision" in res:
-            rows.append([f"controlled edits: {name}", res["precision"], res["recall"], res["tp"], res["fp"], res["fn"]])
-    for name, res in b.get("human_judged_pairs", {}).items():
-        if isinstance(res, dict) and "precision" in res:
-            rows.append([f"human-judged pairs: {name}", res["precision"], res["recall"], res["tp"], res["fp"], res["fn"]])
-    out += _table(["ground truth", "precision", "recall", "tp", "fp", "fn"], rows)
-    stages = b.get("stage") or []
-    if isinstance(stages, dict):
-        stages = [stages]
-    if stages:
-        out += ["", "The whole dedup stage (exact + near) on real sentences with planted copies:", ""]
-        out += _table(["docs", "text MB", "executor", "wall s", "docs/s", "peak RSS, all processes MB",
-                       "largest process MB", "exact-dup", "near-dup"],
-                      [[s["docs"], s["text_mb"], s["executor"], s["wall_s"], s["docs_per_s"],
-                        s.get("peak_total_rss_mb"), s.get("largest_process_rss_mb"),
-                        s["reasons"].get("exact-dup", 0), s["reasons"].get("near-dup", 0)] for s in stages])
-    out += [""]
-    return out
+    from bench.report_dedup import growth, quality, scale
 
-
-def dedup_scale_section() -> list[str]:
-    d = _load("dedup_scale")
-    out = ["## Dedup stage at scale: where the time goes", ""]
-    if not d or not d.get("runs"):
-        return out + _missing(".venv/bin/python -m bench.dedup_scale --docs 100000,1000000")
-    runs = d["runs"]
-    out += ["Real sentences with planted copies (bench/dedup_scale.py): 5% exact, 15% near (Jaccard ~0.9); "
-            "peak RSS summed over the stage's process and all its descendants (Ray included).", ""]
-    out += _table(["docs", "text MB", "executor", "wall s", "µs per doc", "CPU s", "peak RSS, all processes MB",
-                   "largest process MB", "exact-dup (planted)", "near-dup (planted)"],
-                  [[r["docs"], r["text_mb"], r["executor"], r["wall_s"], r["us_per_doc"], r.get("cpu_s"),
-                    r["peak_total_rss_mb"], r["largest_process_rss_mb"],
-                    f"{r['rejected'].get('exact-dup', 0):,} ({r['exact']:,})",
-                    f"{r['rejected'].get('near-dup', 0):,} ({r['near']:,})"] for r in runs])
-    steps = list(dict.fromkeys(k for r in runs for k in r["steps_s"]))
-    out += ["", "Seconds per sub-step (wall time of each `executor.map`):", ""]
-    out += _table(["sub-step", *(f"{r['docs']:,} docs" for r in runs)],
-                  [[k, *(r["steps_s"].get(k) for r in runs)] for k in steps])
-    return out + [""]
+    return quality(_load, _table, _missing) + scale(_load, _table, _missing) + growth(_load, _table, _missing)
 
 
 def tokenize_section() -> list[str]:
@@ -279,7 +233,7 @@ def render() -> str:
              "in the same run, not absolute times. Reproduce with `make bench` (about 40 minutes on 2 cores; "
              "datatrove is installed on first use into its own virtual environment, ../bench-venvs/datatrove beside the checkout, or $CORPUSFORGE_BENCH_VENVS/datatrove).", ""]
     for section in (machine_section, pipeline_section, scaling_section, minhash_section, dedup_section,
-                    dedup_scale_section, tokenize_section, extraction_section, filters_section, storage_section):
+                    tokenize_section, extraction_section, filters_section, storage_section):
         lines += section()
     return "\n".join(lines).rstrip() + "\n"
 

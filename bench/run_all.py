@@ -26,6 +26,7 @@ BENCHES = [
     ["bench.filters_speed"],
     ["bench.decontam_bench", "--ray", "2"],
     ["bench.storage_bench", "--rounds", "3"],
+    ["bench.incremental_bench", "--scale", "16"],
 ]
 
 
