@@ -43,7 +43,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench import PEER_VENVS, save_results
+from bench import PEER_VENVS, ensure_venv, save_results
 from bench.pipeline_vs_datatrove import PEER_VENV, REPO, WORK, ensure_peer_venv
 from dedup import minhash
 from dedup.normalize import normalize_array, shingle_spans
@@ -92,17 +92,7 @@ def book_docs(words: int = 400) -> list[str]:
 
 def ensure_rensa_venv() -> Path | str:
     """rensa's venv python, created and installed if missing (never our .venv); or why it could not be."""
-    python = RENSA_VENV / "bin" / "python"
-    probe = [str(python), "-c", "import rensa, numpy"]
-    if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
-        return python
-    if not python.exists():
-        subprocess.run(["python3", "-m", "venv", str(RENSA_VENV)], check=True)
-    install = subprocess.run([str(RENSA_VENV / "bin" / "pip"), "install", "-q", *RENSA_PACKAGES],
-                             capture_output=True, text=True)
-    if install.returncode != 0 or subprocess.run(probe, capture_output=True).returncode != 0:
-        return f"pip install {' '.join(RENSA_PACKAGES)} failed: {install.stderr.strip()[-2000:]}"
-    return python
+    return ensure_venv(RENSA_VENV, RENSA_PACKAGES, "rensa, numpy")
 
 
 def best_seconds(fn, repeats: int) -> tuple[float, float]:

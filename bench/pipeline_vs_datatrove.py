@@ -38,7 +38,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import DATATROVE_VENV, save_results
+from bench import DATATROVE_VENV, ensure_venv, save_results
 from bench.make_warc import build as build_warcs
 from bench.make_warc import source_pages
 
@@ -213,17 +213,7 @@ def _timeline(stages: Path, started: float) -> dict[str, float]:
 
 def ensure_peer_venv() -> Path | str:
     """The datatrove venv's python, created and installed if missing; or why it could not be."""
-    python = PEER_VENV / "bin" / "python"
-    probe = [str(python), "-c", "import datatrove, warcio, cchardet, magic, spacy, lxml_html_clean, trafilatura"]
-    if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
-        return python
-    if not python.exists():
-        subprocess.run(["python3", "-m", "venv", str(PEER_VENV)], check=True)
-    install = subprocess.run([str(PEER_VENV / "bin" / "pip"), "install", "-q", *PEER_PACKAGES],
-                             capture_output=True, text=True)
-    if install.returncode != 0 or subprocess.run(probe, capture_output=True).returncode != 0:
-        return f"pip install {' '.join(PEER_PACKAGES)} failed: {install.stderr.strip()[-2000:]}"
-    return python
+    return ensure_venv(PEER_VENV, PEER_PACKAGES, "datatrove, warcio, cchardet, magic, spacy, lxml_html_clean, trafilatura")
 
 
 def run_datatrove(python: Path, warc_dir: Path, records: int, workers: int, label: str) -> dict:
