@@ -118,7 +118,7 @@ class DedupStage(GlobalStage):
         if not path.exists():
             return []
         s = read_json(path)
-        line = (f"dedup: signatures of {s['shards']} shards: {s['signatures_reused']} reused, "
+        line = (f"dedup, when it ran: signatures of {s['shards']} shards: {s['signatures_reused']} reused, "
                 f"{s['signatures_computed']} computed; {s['candidate_pairs']:,} candidate pairs, "
                 f"{s['near_edges']:,} near-duplicate edges ({s.get('verified_exactly', 0):,} pairs compared by their "
                 f"shingle sets), {s['exact_edges']:,} exact-duplicate edges")

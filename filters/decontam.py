@@ -336,7 +336,7 @@ class DecontamStage(GlobalStage):
         lines = [summarize_contamination(read_json(path))] if path.exists() else []
         if stats.exists():
             s = read_json(stats)
-            lines.append(f"decontam: scans of {s['shards']} shards: {s['scans_reused']} reused, "
+            lines.append(f"decontam, when it ran: scans of {s['shards']} shards: {s['scans_reused']} reused, "
                          f"{s['shards'] - s['scans_reused']} computed")
         return lines
 
