@@ -148,7 +148,9 @@ def diff_manifests(a_path: str | os.PathLike, b_path: str | os.PathLike) -> dict
                 if (was := ra.get(doc_id)) is not None:
                     decisions.append({"id": doc_id, "source": src, "change": "kept now", "stage": was[1],
                                       "reason": was[2]})
-        decisions.sort(key=lambda x: (x["stage"], x["change"], x["id"]))
+        # documents kept now first (what a removal elsewhere let through), then in pipeline order
+        order = {name: i for i, name in enumerate(step_order(a, b))}
+        decisions.sort(key=lambda x: (x["change"] != "kept now", order.get(x["stage"], len(order)), x["id"]))
         documents = {
             "available": True,
             "added": dict(sorted(added.items())),
