@@ -36,7 +36,6 @@ import json
 import os
 import re
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +44,7 @@ import pyarrow.parquet as pq
 
 from bench import PEER_VENVS, ensure_venv, save_results
 from bench.pipeline_vs_datatrove import PEER_VENV, REPO, WORK, ensure_peer_venv
+from bench.timing import best_seconds
 from dedup import minhash
 from dedup.normalize import normalize_array, shingle_spans
 
@@ -93,16 +93,6 @@ def book_docs(words: int = 400) -> list[str]:
 def ensure_rensa_venv() -> Path | str:
     """rensa's venv python, created and installed if missing (never our .venv); or why it could not be."""
     return ensure_venv(RENSA_VENV, RENSA_PACKAGES, "rensa, numpy")
-
-
-def best_seconds(fn, repeats: int) -> tuple[float, float]:
-    """(wall, CPU) seconds of the fastest of `repeats` runs (the least disturbed on a shared machine)."""
-    wall = cpu = float("inf")
-    for _ in range(repeats):
-        t, c = time.perf_counter(), time.process_time()
-        fn()
-        wall, cpu = min(wall, time.perf_counter() - t), min(cpu, time.process_time() - c)
-    return wall, cpu
 
 
 def run_rensa(name: str, texts: list[str], spans, repeats: int) -> dict:

@@ -20,22 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import time
 from importlib.metadata import version
 
 import numpy as np
 from rensa import RMinHash
+from timing import best_seconds  # bench/timing.py: this script runs by path, so bench/ is on sys.path
 
 _FOLD = re.compile(r"[\W_]+")
-
-
-def _best(fn, repeats: int) -> tuple[float, float]:
-    wall = cpu = float("inf")
-    for _ in range(repeats):
-        t, c = time.perf_counter(), time.process_time()
-        fn()
-        wall, cpu = min(wall, time.perf_counter() - t), min(cpu, time.process_time() - c)
-    return wall, cpu
 
 
 def main() -> None:
@@ -69,7 +60,7 @@ def main() -> None:
     }
     out: dict = {"version": version("rensa"), "docs": len(texts)}
     for name, fn in runs.items():
-        out[f"{name}_seconds"], out[f"{name}_cpu_seconds"] = _best(fn, args.repeats)
+        out[f"{name}_seconds"], out[f"{name}_cpu_seconds"] = best_seconds(fn, args.repeats)
     print(json.dumps(out))
 
 

@@ -8,36 +8,16 @@ names the command that writes it; nothing here measures anything.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from datetime import UTC, datetime
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-RESULTS_DIR = BENCH / "results"
-OUT = BENCH / "RESULTS.md"
+from bench.report_tables import load as _load
+from bench.report_tables import missing as _missing
+from bench.report_tables import table as _table
 
-
-def _load(name: str) -> dict | None:
-    path = RESULTS_DIR / f"{name}.json"
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def _table(header: list[str], rows: list[list]) -> list[str]:
-    def cell(v) -> str:
-        if isinstance(v, float):
-            return f"{v:.3f}" if abs(v) < 1 else f"{v:,.2f}" if abs(v) < 100 else f"{v:,.0f}"
-        if isinstance(v, int):
-            return f"{v:,}"
-        return "" if v is None else str(v)
-
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(cell(v) for v in row) + " |" for row in rows)]
-
-
-def _missing(command: str) -> list[str]:
-    return [f"_Not measured on this machine yet: run `{command}`._", ""]
+OUT = Path(__file__).resolve().parent / "RESULTS.md"
 
 
 def machine_section() -> list[str]:
@@ -165,7 +145,7 @@ def minhash_section() -> list[str]:
 def dedup_section() -> list[str]:
     from bench.report_dedup import growth, quality, scale
 
-    return quality(_load, _table, _missing) + scale(_load, _table, _missing) + growth(_load, _table, _missing)
+    return quality() + scale() + growth()
 
 
 def tokenize_section() -> list[str]:
@@ -191,7 +171,7 @@ def tokenize_section() -> list[str]:
 def extraction_section() -> list[str]:
     from bench.report_extraction import extraction_sections
 
-    return extraction_sections(_load, _table, _missing)
+    return extraction_sections()
 
 
 def filters_section() -> list[str]:

@@ -4,11 +4,7 @@ incremental_bench.json."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-Load = Callable[[str], dict | None]
-Table = Callable[[list[str], list[list]], list[str]]
-Missing = Callable[[str], list[str]]
+from bench.report_tables import load, missing, table
 
 
 def _pr_rows(label: str, by_mode: dict) -> list[list]:
@@ -16,7 +12,7 @@ def _pr_rows(label: str, by_mode: dict) -> list[list]:
             for mode, r in by_mode.items() if isinstance(r, dict) and "precision" in r]
 
 
-def quality(load: Load, table: Table, missing: Missing) -> list[str]:
+def quality() -> list[str]:
     b = load("dedup_bench")
     out = ["## Dedup quality and the whole stage", ""]
     if not b:
@@ -41,7 +37,7 @@ def quality(load: Load, table: Table, missing: Missing) -> list[str]:
     return out + [""]
 
 
-def scale(load: Load, table: Table, missing: Missing) -> list[str]:
+def scale() -> list[str]:
     d = load("dedup_scale")
     out = ["## Dedup stage at scale: where the time goes", ""]
     if not d or not d.get("runs"):
@@ -62,7 +58,7 @@ def scale(load: Load, table: Table, missing: Missing) -> list[str]:
     return out + [""]
 
 
-def growth(load: Load, table: Table, missing: Missing) -> list[str]:
+def growth() -> list[str]:
     d = load("incremental_bench")
     out = ["## Growing a corpus: one more WARC", ""]
     if not d:

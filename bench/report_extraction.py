@@ -3,11 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-Load = Callable[[str], dict | None]
-Table = Callable[[list[str], list[list]], list[str]]
-Missing = Callable[[str], list[str]]
+from bench.report_tables import load, missing, table
 
 _NOTES = {
     "trafilatura_defaults": "`trafilatura.extract` as shipped (comments, balanced focus, no tree cap)",
@@ -20,7 +16,7 @@ _NOTES = {
 }
 
 
-def quality(load: Load, table: Table, missing: Missing) -> list[str]:
+def quality() -> list[str]:
     d = load("extraction_quality")
     out = ["## Extraction quality and speed", ""]
     if not d:
@@ -46,7 +42,7 @@ def quality(load: Load, table: Table, missing: Missing) -> list[str]:
                   "a resiliparse first pass loses precision on about half the pages (routing measurements below).", ""]
 
 
-def profile(load: Load, table: Table, missing: Missing) -> list[str]:
+def profile() -> list[str]:
     out = ["### Where extraction time goes", ""]
     runs = [(name, load(f"extraction_profile_{name}")) for name in ("trafilatura", "hybrid", "resiliparse")]
     runs = [(n, d) for n, d in runs if d]
@@ -77,7 +73,7 @@ def profile(load: Load, table: Table, missing: Missing) -> list[str]:
     return out
 
 
-def command(load: Load, table: Table, missing: Missing) -> list[str]:
+def command() -> list[str]:
     d = load("extract_command")
     out = ["### The whole `corpus extract --source cc --workers 1` command", ""]
     if not d:
@@ -100,7 +96,7 @@ def command(load: Load, table: Table, missing: Missing) -> list[str]:
                   "command runs in its own process without starting Ray (about 6 s before).", ""]
 
 
-def routing(load: Load, table: Table, missing: Missing) -> list[str]:
+def routing() -> list[str]:
     d = load("extraction_routing")
     out = ["### A resiliparse first pass, trafilatura where it looks unreliable", ""]
     if not d:
@@ -115,7 +111,7 @@ def routing(load: Load, table: Table, missing: Missing) -> list[str]:
     return out + table(["rule", "pages to trafilatura", "eval F1", "news F1", "× trafilatura pages/s"], rows) + [""]
 
 
-def end_to_end(load: Load, table: Table, missing: Missing) -> list[str]:
+def end_to_end() -> list[str]:
     d = load("pipeline_vs_datatrove_hybrid")
     out = ["### End to end with the hybrid extractor", ""]
     if not d:
@@ -134,5 +130,5 @@ def end_to_end(load: Load, table: Table, missing: Missing) -> list[str]:
                   "6 s); the 1-worker run now runs in the `corpus` process without it.", ""]
 
 
-def extraction_sections(load: Load, table: Table, missing: Missing) -> list[str]:
-    return [line for part in (quality, profile, command, routing, end_to_end) for line in part(load, table, missing)]
+def extraction_sections() -> list[str]:
+    return [line for part in (quality, profile, command, routing, end_to_end) for line in part()]
