@@ -41,29 +41,16 @@ class ForumExtractor(Extractor):
     }
 
 
-class TypoExtractor(Extractor):
-    name = "typo"
-    config_class = ForumConfig
-    stage_defaults = {"langid": {"langauges": ["fr"]}}
+def _declaring(cls_name: str, name: str, stage_defaults: dict) -> type[Extractor]:
+    """A source whose only trait is a (wrong) stage declaration, loadable as `tests...:<cls_name>`."""
+    return type(cls_name, (Extractor,), {"name": name, "config_class": ForumConfig, "stage_defaults": stage_defaults,
+                                         "__module__": __name__})
 
 
-class BadFamilyExtractor(Extractor):
-    name = "bad-family"
-    config_class = ForumConfig
-    stage_defaults = {"quality": {"rules": ["gopher"]}}
-
-
-class UnknownStageExtractor(Extractor):
-    name = "unknown-stage"
-    config_class = ForumConfig
-    stage_defaults = {"lang_id": {"languages": ["fr"]}}
-
-
-class DedupExtractor(Extractor):
-    name = "dedup-defaults"
-    config_class = ForumConfig
-    stage_defaults = {"dedup": {"threshold": 0.9}}
-
+TypoExtractor = _declaring("TypoExtractor", "typo", {"langid": {"langauges": ["fr"]}})
+BadFamilyExtractor = _declaring("BadFamilyExtractor", "bad-family", {"quality": {"rules": ["gopher"]}})
+UnknownStageExtractor = _declaring("UnknownStageExtractor", "unknown-stage", {"lang_id": {"languages": ["fr"]}})
+DedupExtractor = _declaring("DedupExtractor", "dedup-defaults", {"dedup": {"threshold": 0.9}})
 
 FORUM = f"{__name__}:ForumExtractor"
 
