@@ -1,4 +1,4 @@
-"""LSH banding: candidate pairs per partition, and their verification against full signatures.
+"""LSH banding: candidate pairs per partition, and the Jaccard their full signatures estimate.
 
 Band keys of every document are written to disk partitioned by a hash of (band, key), so one bucket
 (all documents sharing a key in a band) always lands whole in one partition and each partition is
@@ -6,8 +6,8 @@ processed by one task with memory proportional to its share. A bucket of k docum
 k(k-1)/2 pairs up to `all_pairs_max` members; a larger bucket (typically a big cluster of copies)
 gives a star from its smallest node plus a chain through its sorted members, which connects the
 bucket in 2k edges when its members really are similar, instead of k^2 comparisons.
-A band collision is only a candidate: `verified` keeps a pair only if the Jaccard similarity
-estimated from the full signatures (or the exact Jaccard of the shingle sets) reaches the threshold.
+A band collision is only a candidate: dedup/candidates.py verifies it (`signature_similarity` here,
+the shingle sets' Jaccard near the threshold).
 """
 
 from __future__ import annotations

@@ -201,16 +201,14 @@ def decontaminate_texts(texts: list[str], index: ScanIndex, params: ScanParams) 
 # ---------------------------------------------------------------------------------------- tasks
 
 
-def scan_shard(args: tuple[str, str, str, ScanParams, ShardCache, str], index: ScanIndex) -> dict[str, Any]:
+def scan_shard(args: tuple[str, str, ScanParams, ShardCache, str], index: ScanIndex) -> dict[str, Any]:
     """Decontaminate one shard: write its kept and rejected shards and return what was found.
 
     The result depends only on the shard's content and the index (`index_key`), so it is kept in the
     shard cache: a build that adds shards scans only those, and the report sums every shard's findings."""
-    in_path, out_dir_s, findings_path, params, cache, index_key = args
+    in_path, out_dir_s, params, cache, index_key = args
     out_dir, name = as_path(out_dir_s), as_path(in_path).stem
     kept_path, rejected_path = out_dir / f"{name}.parquet", out_dir / REJECTED_DIR / f"{name}.parquet"
-    if as_path(findings_path).exists() and kept_path.exists() and rejected_path.exists():
-        return read_json(findings_path)
     data = read_shard_bytes(in_path)
     entry = cache.entry(content_key(data), kind="scan", index=index_key)
     if (cached := cache.lookup(entry)) is not None:
@@ -218,7 +216,6 @@ def scan_shard(args: tuple[str, str, str, ScanParams, ShardCache, str], index: S
         copy_file(entry / "rejected.parquet", rejected_path)
         return {**cached, "reused": True}
     findings = _scan_table(table_from_bytes(data, in_path), index, params, kept_path, rejected_path)
-    write_json(findings, findings_path)
     cache.store(entry, {"kept.parquet": kept_path, "rejected.parquet": rejected_path}, findings)
     return findings
 
@@ -406,8 +403,7 @@ class DecontamStage(GlobalStage):
         # the index differs between builds only by the frequent n-grams ignored (config and eval files
         # key the cache's directory)
         index_key = stable_hash([hashlib.sha256(np.packbits(m).tobytes()).hexdigest() for m in ignored])
-        items = [(str(p), str(out_dir), str(scratch / "findings" / f"{p.stem}.json"), params, cache, index_key)
-                 for p in in_shards]
+        items = [(str(p), str(out_dir), params, cache, index_key) for p in in_shards]
         findings = executor.map(scan_shard, items, desc="decontam", shared=ref)
         report = build_report(eval_sets, report_sets, findings, config)
         write_json(report, out_dir / REPORT_FILE)

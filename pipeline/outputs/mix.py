@@ -210,11 +210,12 @@ def _resolve_epochs(config: MixConfig, train: dict[str, list[int]]) -> dict[str,
 
 
 def mix(in_shards: list[AnyPath], out_dir: str | os.PathLike, config: MixConfig, executor: Executor,
-        tokens: dict[str, AnyPath] | None = None) -> dict[str, Any]:
+        tokens: dict[str, AnyPath] | None = None, digests: dict[str, str] | None = None) -> dict[str, Any]:
     """Mix, shuffle and split doc shards into `out_dir/{train,validation,test}/*.parquet`.
 
     `tokens` ({input shard name: its tokens file}) puts each document's tokens into the mixed shards
-    (column TOKENS_COLUMN), so tokenizing them is a copy.
+    (column TOKENS_COLUMN), so tokenizing them is a copy. `digests`: the inputs' sha256 by name, when
+    the caller has them (`input_digests`), else computed here.
 
     Rejected documents go to `out_dir/rejected/` with their reason. Returns the summary also written
     as `out_dir/_mix.json`: resolved epochs, per split its shards (docs, bytes, sha256) and per-source
@@ -231,7 +232,8 @@ def mix(in_shards: list[AnyPath], out_dir: str | os.PathLike, config: MixConfig,
     if len({p.name for p in paths}) != len(paths):
         raise MixError(f"mix: input shard names are not unique: {[str(p) for p in paths]}")
     tokens = tokens or {}
-    key = stable_hash({"version": MIX_VERSION, "config": to_plain(config), "inputs": [sha256_file(p) for p in paths],
+    digests = digests or input_digests(paths)
+    key = stable_hash({"version": MIX_VERSION, "config": to_plain(config), "inputs": [digests[p.name] for p in paths],
                        # a tokens file is named by the content it was computed from (shard, tokenizer)
                        "tokens": [as_path(tokens[p.name]).parent.name if p.name in tokens else "" for p in paths]})
     if (out_dir / MIX_FILE).exists():
@@ -300,6 +302,11 @@ def mix(in_shards: list[AnyPath], out_dir: str | os.PathLike, config: MixConfig,
                        f" + {sum(rejected.values())} rejected")
     write_json(summary, out_dir / MIX_FILE)
     return summary
+
+
+def input_digests(paths: list[AnyPath]) -> dict[str, str]:
+    """{shard name: sha256 of its bytes}: what keys a mix (and the tokens kept per input shard)."""
+    return {as_path(p).name: sha256_file(p) for p in paths}
 
 
 def split_shards(out_dir: str | os.PathLike, split: str) -> list[AnyPath]:

@@ -19,13 +19,12 @@ import pyarrow as pa
 
 from pipeline.core.config import at_least, require, stable_hash, to_plain
 from pipeline.core.io import AnyPath, as_path, local_file, makedirs, write_bytes_atomic
-from pipeline.core.shardcache import ShardCache, content_key
+from pipeline.core.shardcache import ShardCache
 from pipeline.core.shards import (
     TASKS_DIR,
     ShardError,
     read_json,
-    read_shard_bytes,
-    table_from_bytes,
+    read_table,
     write_json,
     write_table,
 )
@@ -153,16 +152,16 @@ def encode_documents(loaded: LoadedTokenizer, texts: list[str]) -> list[np.ndarr
     return [np.array(ids + eos, np.uint32) for ids in _encode(loaded.tokenizer, texts)]
 
 
-def pretokenize_task(args: tuple[str, TokenizeConfig, ShardCache, str]) -> str:
-    """Tokens of every document of one doc shard, row by row, kept by the shard's content and the
-    tokenizer's: a grown corpus tokenizes only its new shards, then the mix carries the tokens."""
-    in_path, config, cache, fallback = args
+def pretokenize_task(args: tuple[str, str, TokenizeConfig, ShardCache, str]) -> str:
+    """Tokens of every document of one doc shard (content `sha256`), row by row, kept by the shard's
+    content and the tokenizer's: a grown corpus tokenizes only its new shards, and a known shard is not
+    even read; then the mix carries the tokens."""
+    in_path, sha256, config, cache, fallback = args
     loaded = load_tokenizer(config.tokenizer, config.eos_token)
-    data = read_shard_bytes(in_path)
     key = {"tokenizer": loaded.sha256, "eos": config.eos_token, "version": TOKENIZE_VERSION}
-    entry = cache.entry(content_key(data), **key) or as_path(fallback) / stable_hash({"input": content_key(data), **key})
+    entry = cache.entry(sha256, **key) or as_path(fallback) / stable_hash({"input": sha256, **key})
     if cache.lookup(entry) is None:
-        table = table_from_bytes(data, in_path).select(["id", "text"])
+        table = read_table(in_path, ["id", "text"])
         blobs: list[bytes] = []
         for lo in range(0, table.num_rows, config.batch_docs):
             texts = table.column("text").slice(lo, config.batch_docs).to_pylist()
@@ -173,12 +172,13 @@ def pretokenize_task(args: tuple[str, TokenizeConfig, ShardCache, str]) -> str:
     return str(entry / "tokens.parquet")
 
 
-def pretokenize(in_shards: list[AnyPath], cache_dir: str | os.PathLike | None, config: TokenizeConfig,
-                scratch: AnyPath, executor: Executor) -> dict[str, AnyPath]:
-    """{shard name: its tokens file} for `mix(..., tokens=...)`; one task per shard, in parallel."""
+def pretokenize(in_shards: list[AnyPath], digests: dict[str, str], cache_dir: str | os.PathLike | None,
+                config: TokenizeConfig, scratch: AnyPath, executor: Executor) -> dict[str, AnyPath]:
+    """{shard name: its tokens file} for `mix(..., tokens=...)`; one task per shard, in parallel.
+    `digests`: {shard name: sha256 of its bytes}."""
     load_tokenizer(config.tokenizer, config.eos_token)  # fail fast, before any task starts
     cache = ShardCache(cache_dir)
-    items = [(str(p), config, cache, str(scratch)) for p in in_shards]
+    items = [(str(p), digests[as_path(p).name], config, cache, str(scratch)) for p in in_shards]
     files = executor.map(pretokenize_task, items, desc="tokenize (per input shard)")
     return {as_path(p).name: as_path(f) for p, f in zip(in_shards, files, strict=True)}
 

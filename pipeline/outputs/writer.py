@@ -23,7 +23,7 @@ from pipeline.core.config import ConfigError, at_least, require
 from pipeline.core.io import AnyPath, as_path
 from pipeline.core.stage import Executor
 from pipeline.outputs.megatron import export_megatron
-from pipeline.outputs.mix import SPLITS, MixConfig, mix, split_shards
+from pipeline.outputs.mix import SPLITS, MixConfig, input_digests, mix, split_shards
 from pipeline.outputs.textshards import write_text_shards
 from pipeline.outputs.tokenize import (
     MIN_BPE_VOCAB,
@@ -81,10 +81,11 @@ def write_outputs(in_shards: list[AnyPath], out_dir: str | os.PathLike, config: 
     tokens. A tokenizer trained here is trained on the mix, so its tokenizing comes after it."""
     out_dir = as_path(out_dir)
     in_shards = [as_path(p) for p in in_shards]
-    tokens = None
+    digests, tokens = input_digests(in_shards), None
     if config.tokenize.tokenizer:
-        tokens = pretokenize(in_shards, token_cache, config.tokenize, out_dir / "_tokens", executor)
-    summary: dict[str, Any] = {"mix": mix(in_shards, out_dir / "mix", config.mix, executor, tokens=tokens)}
+        tokens = pretokenize(in_shards, digests, token_cache, config.tokenize, out_dir / "_tokens", executor)
+    summary: dict[str, Any] = {"mix": mix(in_shards, out_dir / "mix", config.mix, executor, tokens=tokens,
+                                          digests=digests)}
     splits = {s: split_shards(out_dir / "mix", s) for s in SPLITS}
     tokenize = config.tokenize
     if not tokenize.tokenizer:
