@@ -39,7 +39,7 @@ from filters.evalsets import (
 )
 from filters.ngrams import NgramIndex, word_spans, words
 from pipeline.core.config import ConfigError, at_least, require, stable_hash
-from pipeline.core.io import AnyPath, as_path, copy_file, sha256_file
+from pipeline.core.io import AnyPath, as_path, sha256_file
 from pipeline.core.schema import with_rejection
 from pipeline.core.shardcache import ShardCache, content_key
 from pipeline.core.shards import (
@@ -211,12 +211,12 @@ def scan_shard(args: tuple[str, str, ScanParams, ShardCache, str], index: ScanIn
     kept_path, rejected_path = out_dir / f"{name}.parquet", out_dir / REJECTED_DIR / f"{name}.parquet"
     data = read_shard_bytes(in_path)
     entry = cache.entry(content_key(data), kind="scan", index=index_key)
+    files = {"kept.parquet": kept_path, "rejected.parquet": rejected_path}
     if (cached := cache.lookup(entry)) is not None:
-        copy_file(entry / "kept.parquet", kept_path)
-        copy_file(entry / "rejected.parquet", rejected_path)
+        cache.restore(entry, files)
         return {**cached, "reused": True}
     findings = _scan_table(table_from_bytes(data, in_path), index, params, kept_path, rejected_path)
-    cache.store(entry, {"kept.parquet": kept_path, "rejected.parquet": rejected_path}, findings)
+    cache.store(entry, files, findings)
     return findings
 
 

@@ -47,6 +47,12 @@ class ShardCache:
         except FileNotFoundError:
             return None
 
+    def restore(self, entry: AnyPath, files: dict[str, AnyPath]) -> None:
+        """Copy a complete entry's files out ({name in the entry: destination}, as given to `store`);
+        a hard link locally, a server-side copy on object storage."""
+        for name, path in files.items():
+            copy_file(entry / name, path)
+
     def store(self, entry: AnyPath | None, files: dict[str, AnyPath], record: dict[str, Any]) -> None:
         """Copy `files` ({name in the entry: existing file}) into the entry, then commit it with `record`."""
         if entry is None:

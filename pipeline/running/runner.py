@@ -18,7 +18,7 @@ import pyarrow as pa
 from pipeline.core import accounting
 from pipeline.core.config import stable_hash
 from pipeline.core.extractor import Extractor, WorkUnit
-from pipeline.core.io import AnyPath, as_path, copy_file, makedirs, remove_tree
+from pipeline.core.io import AnyPath, as_path, makedirs, remove_tree
 from pipeline.core.schema import DOC_SCHEMA, Doc, Rejected, docs_to_table, with_rejection
 from pipeline.core.shardcache import ShardCache, content_key
 from pipeline.core.shards import (
@@ -132,11 +132,9 @@ def shard_task(args: tuple[type, Any, str, str, bool, str]) -> dict[str, Any]:
     data = read_shard_bytes(in_path)
     cache = ShardCache(cache_dir)
     entry = cache.entry(content_key(data), name=name)
+    files = {"kept.parquet": out_dir / f"{name}.parquet", "rejected.parquet": out_dir / REJECTED_DIR / f"{name}.parquet"}
     if (cached := cache.lookup(entry)) is not None:
-        copy_file(entry / "kept.parquet", out_dir / f"{name}.parquet")
-        copy_file(entry / "rejected.parquet", out_dir / REJECTED_DIR / f"{name}.parquet")
-        write_json({**cached, "cached": True}, out_dir / TASKS_DIR / f"{name}.json")
-        return {**cached, "reused": True}
+        return _restored(cache, entry, files, cached, out_dir, name)
     table = table_from_bytes(data, in_path)
     stage = _stage_instance(cls, config)
     result = stage.process(table)
@@ -146,10 +144,22 @@ def shard_task(args: tuple[type, Any, str, str, bool, str]) -> dict[str, Any]:
     write_table(result.rejected, out_dir / REJECTED_DIR / f"{name}.parquet")
     counts = accounting.count_shard(table, result.kept, result.rejected)
     record = _finish_task(out_dir, name, counts, [f"{name}.parquet"], [f"{name}.parquet"], started)
-    cache.store(entry, {"kept.parquet": out_dir / f"{name}.parquet",
-                        "rejected.parquet": out_dir / REJECTED_DIR / f"{name}.parquet"},
-                {k: v for k, v in record.items() if k != "reused"})
+    cache.store(entry, files, {k: v for k, v in record.items() if k != "reused"})
     return record
+
+
+def _restored(cache: ShardCache, entry: AnyPath, files: dict[str, AnyPath], cached: dict[str, Any],
+              out_dir: AnyPath, name: str) -> dict[str, Any]:
+    """A task done from a cache entry: its files copied into place, then its record (the commit)."""
+    cache.restore(entry, files)
+    write_json({**cached, "cached": True}, out_dir / TASKS_DIR / f"{name}.json")
+    return {**cached, "reused": True}
+
+
+def _unit_files(record: dict[str, Any], out_dir: AnyPath) -> dict[str, AnyPath]:
+    """An extraction unit's shards, by their name in a cache entry."""
+    return {**{n: out_dir / n for n in record["outputs"]},
+            **{f"{REJECTED_DIR}/{n}": out_dir / REJECTED_DIR / n for n in record["rejected_outputs"]}}
 
 
 def extract_task(args: tuple[type, Any, WorkUnit, str, bool, str]) -> dict[str, Any]:
@@ -165,16 +175,9 @@ def extract_task(args: tuple[type, Any, WorkUnit, str, bool, str]) -> dict[str, 
     cache = ShardCache(cache_dir if unit.fingerprint else None)
     entry = cache.entry(unit.fingerprint, key=unit.key)
     if (cached := cache.lookup(entry)) is not None:
-        for name in cached["outputs"]:
-            copy_file(entry / name, out_dir / name)
-        for name in cached["rejected_outputs"]:
-            copy_file(entry / REJECTED_DIR / name, out_dir / REJECTED_DIR / name)
-        write_json({**cached, "cached": True}, out_dir / TASKS_DIR / f"{unit.key}.json")
-        return {**cached, "reused": True}
+        return _restored(cache, entry, _unit_files(cached, out_dir), cached, out_dir, unit.key)
     record = _extract_unit(cls, config, unit, out_dir, started)
-    cache.store(entry, {**{n: out_dir / n for n in record["outputs"]},
-                        **{f"{REJECTED_DIR}/{n}": out_dir / REJECTED_DIR / n for n in record["rejected_outputs"]}},
-                {k: v for k, v in record.items() if k != "reused"})
+    cache.store(entry, _unit_files(record, out_dir), {k: v for k, v in record.items() if k != "reused"})
     return record
 
 
