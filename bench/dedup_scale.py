@@ -8,6 +8,13 @@ Corpus: documents of 4-14 real sentences (the six Gutenberg books and the newspa
 (2% of words replaced, word-5-gram Jaccard ~0.9). Document i depends only on (seed, i), so shards
 are written one at a time and the generator never holds the corpus.
 
+Originals (`--originals shuffled`, the default) shuffle the words of each sentence they use (the
+characters of a sentence without spaces), so that two originals share about as many word 5-grams as
+two unrelated real documents do, whatever the corpus size. The shared data holds ~24k distinct
+sentences; drawn whole (`--originals sentences`), each recurs in ~375 documents at 1M and ~3,750 at
+10M, and the pairs of originals sharing a sentence, hence the background LSH candidates, grow with the
+square of the corpus: a stress test of many low-similarity candidates, not a picture of a real corpus.
+
 Each size runs the stage in a fresh process (Ray with 2 CPUs unless --serial) wrapped by an executor
 that times every `executor.map` call by its description (the stage's sub-steps), while a sampler sums
 the RSS and PSS of that process and all its descendants (Ray's GCS, raylet and workers included).
@@ -56,11 +63,19 @@ def sentence_pool() -> list[str]:
     return sorted(out)
 
 
+def _shuffled(sentence: str, rng: random.Random) -> str:
+    """The sentence's words (characters, when it has no spaces) in a random order."""
+    spaced = " " in sentence
+    parts = sentence.split() if spaced else list(sentence)
+    rng.shuffle(parts)
+    return (" " if spaced else "").join(parts)
+
+
 class Corpus:
     """Document i of the corpus as a pure function of (seed, i): kind, source and text."""
 
-    def __init__(self, pool: list[str], seed: int = 1) -> None:
-        self.pool, self.seed = pool, seed
+    def __init__(self, pool: list[str], seed: int = 1, originals: str = "shuffled") -> None:
+        self.pool, self.seed, self.shuffled = pool, seed, originals == "shuffled"
 
     def _rng(self, i: int) -> random.Random:
         return random.Random(self.seed * 1_000_003 + i)
@@ -72,7 +87,10 @@ class Corpus:
     def original(self, i: int) -> str:
         rng = self._rng(i)
         rng.random()  # the kind draw
-        return " ".join(rng.sample(self.pool, rng.randrange(4, 15)))
+        sentences = rng.sample(self.pool, rng.randrange(4, 15))
+        if self.shuffled:
+            sentences = [_shuffled(s, rng) for s in sentences]
+        return " ".join(sentences)
 
     def doc(self, i: int) -> tuple[str, str]:
         """(source, text) of document i; copies point back to a random earlier original."""
@@ -93,27 +111,39 @@ class Corpus:
         return "news", " ".join(words)
 
 
-def write_corpus(n_docs: int, out: Path, shard_docs: int) -> dict:
-    import pyarrow as pa
-
+def _write_shard(job: tuple[int, int, int, Path, str]) -> tuple[int, int, int]:
+    """Writes shard k (documents lo..hi-1); returns (exact, near, text bytes)."""
     from pipeline.core.schema import Doc, docs_to_table
     from pipeline.core.shards import write_table
 
-    corpus = Corpus(sentence_pool())
-    planted = {"exact": 0, "near": 0}
-    text_bytes = 0
-    for k, lo in enumerate(range(0, n_docs, shard_docs)):
-        docs = []
-        for i in range(lo, min(n_docs, lo + shard_docs)):
-            source, text = corpus.doc(i)
-            if source != "books":
-                planted["exact" if source == "web" else "near"] += 1
-            text_bytes += len(text.encode())
-            docs.append(Doc(f"{source}/{i}", source, text))
-        table: pa.Table = docs_to_table(docs)
-        write_table(table, out / f"part-{k:05d}.parquet")
-    return {**planted, "sentence_pool": len(corpus.pool), "text_mb": round(text_bytes / 1e6, 1),
-            "shards": -(-n_docs // shard_docs)}
+    k, lo, hi, out, originals = job
+    corpus = Corpus(_POOL, originals=originals)
+    exact = near = text_bytes = 0
+    docs = []
+    for i in range(lo, hi):
+        source, text = corpus.doc(i)
+        exact += source == "web"
+        near += source == "news"
+        text_bytes += len(text.encode())
+        docs.append(Doc(f"{source}/{i}", source, text))
+    write_table(docs_to_table(docs), out / f"part-{k:05d}.parquet")
+    return exact, near, text_bytes
+
+
+_POOL: list[str] = []
+
+
+def write_corpus(n_docs: int, out: Path, shard_docs: int, originals: str) -> dict:
+    """Shards written by one process per CPU (document i depends only on i, so the corpus is the same)."""
+    from multiprocessing import get_context
+
+    _POOL[:] = sentence_pool()
+    jobs = [(k, lo, min(n_docs, lo + shard_docs), out, originals) for k, lo in enumerate(range(0, n_docs, shard_docs))]
+    out.mkdir(parents=True, exist_ok=True)
+    with get_context("fork").Pool(os.cpu_count() or 1) as pool:
+        done = pool.map(_write_shard, jobs, chunksize=1)
+    return {"exact": sum(d[0] for d in done), "near": sum(d[1] for d in done), "originals": originals,
+            "sentence_pool": len(_POOL), "text_mb": round(sum(d[2] for d in done) / 1e6, 1), "shards": len(jobs)}
 
 
 class TimedExecutor:
@@ -139,7 +169,7 @@ class TimedExecutor:
 def _stage_child(in_dir: str, out_dir: str, use_ray: bool) -> None:
     """Runs in a fresh process: only the stage, so the peaks are the stage's own."""
     from bench.pipeline_vs_datatrove import TreeSampler
-    from dedup.stage import DedupConfig, DedupStage
+    from dedup.stage import STATS_FILE, DedupConfig, DedupStage
     from pipeline.running.runner import run_global_stage
 
     sampler = TreeSampler(os.getpid())
@@ -168,7 +198,7 @@ def _stage_child(in_dir: str, out_dir: str, use_ray: bool) -> None:
               "steps_s": {k: round(v, 1) for k, v in executor.steps.items()},
               "peak_total_rss_mb": tree["peak_tree_rss_mb"], "peak_total_pss_mb": tree["peak_tree_pss_mb"],
               "largest_process_rss_mb": tree["peak_single_process_rss_mb"], "cpu_s": tree["cpu_s"],
-              "rejected": reasons}
+              "rejected": reasons, "stats": json.loads((Path(out_dir) / STATS_FILE).read_text())}
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -180,13 +210,13 @@ def _check_disk(n_docs: int) -> None:
                          f"{free / 1e9:.0f} GB are")
 
 
-def run_size(n_docs: int, use_ray: bool, shard_docs: int, keep: bool) -> dict:
+def run_size(n_docs: int, use_ray: bool, shard_docs: int, keep: bool, originals: str) -> dict:
     _check_disk(n_docs)
     tmp = WORK / f"{n_docs}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         t = time.perf_counter()
-        info = write_corpus(n_docs, tmp / "in", shard_docs)
+        info = write_corpus(n_docs, tmp / "in", shard_docs, originals)
         gen_s = time.perf_counter() - t
         code = (f"from bench.dedup_scale import _stage_child; "
                 f"_stage_child({str(tmp / 'in')!r}, {str(tmp / 'out')!r}, {use_ray})")
@@ -207,6 +237,8 @@ def main() -> None:
     ap.add_argument("--docs", default="100000,1000000", help="comma-separated corpus sizes")
     ap.add_argument("--serial", action="store_true", help="one process runs every task (default: Ray, 2 CPUs)")
     ap.add_argument("--shard-docs", type=int, default=10_000)
+    ap.add_argument("--originals", choices=["shuffled", "sentences"], default="shuffled",
+                    help="words of each sentence shuffled (default) or whole sentences from the pool")
     ap.add_argument("--keep", action="store_true", help="keep the corpus and outputs in bench/_work/dedup_scale")
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args()
@@ -214,7 +246,7 @@ def main() -> None:
     _check_disk(max(sizes))
     runs = []
     for n in sizes:
-        runs.append(run_size(n, not args.serial, args.shard_docs, args.keep))
+        runs.append(run_size(n, not args.serial, args.shard_docs, args.keep, args.originals))
         print(json.dumps(runs[-1], indent=2), flush=True)
     if not args.no_save:
         save_results(RESULTS, {"runs": runs})

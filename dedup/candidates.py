@@ -5,13 +5,13 @@ only when the Jaccard similarity of the two documents' shingle sets reaches the 
 text-dedup's verify step does; with `verify = "signature"` when the Jaccard estimated from the full
 signatures does (cheaper, but a pair at J = 0.5 falls on either side about half the time).
 
-Exact verification in two rounds, partitioned by the shard of each pair's second document, then of
-its first: first every candidate's signature estimate (512 bytes a pair); a pair whose estimate is
-more than `verify_sigmas` standard deviations from the threshold is decided by it (at the default 6,
-wrong with probability ~1e-9 per pair: a pair at J = 0.45 or 0.55 never is), the others by their
-shingle sets: the first document's set (sorted 64-bit shingle hashes) is computed by its shard's task
-and sent along, the second's where the pairs land, only for rows in such a pair and in bounded chunks,
-so memory follows one shard's pairs, never the corpus.
+Exact verification in two rounds, partitioned by the block (dedup/context.py) of each pair's second
+document, then of its first: first every candidate's signature estimate (512 bytes a pair); a pair
+whose estimate is more than `verify_sigmas` standard deviations from the threshold is decided by it
+(at the default 6, wrong with probability ~1e-9 per pair: a pair at J = 0.45 or 0.55 never is), the
+others by their shingle sets: the first document's set (sorted 64-bit shingle hashes) is computed by
+its block's task and sent along, the second's where the pairs land, only for rows in such a pair and
+in bounded chunks, so memory follows one block's pairs, never the corpus.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from dedup import exact, lsh, minhash
 from dedup.components import write_edges
 from dedup.context import (
     ROW_MASK,
+    BlockSignatures,
     DedupContext,
     read_dir,
-    read_signatures,
     sig_array,
     sig_matrix,
-    write_by_shard,
+    write_by_block,
 )
 from dedup.normalize import normalize_array, shingle_spans
 from pipeline.core.shards import read_table
@@ -39,7 +39,7 @@ _PAIRS_PER_CHUNK = 16384
 
 
 def bucket_task(partition: int, ctx: DedupContext) -> tuple[int, int]:
-    """Candidate pairs from one band partition (by shard of their first node) and exact-dup edges.
+    """Candidate pairs from one band partition (by block of their first node) and exact-dup edges.
 
     Pairs within the documents of earlier versions are dropped: those are published and not ours to
     change (references are numbered after the inputs, so a pair whose first node is one is such a pair)."""
@@ -64,18 +64,22 @@ def bucket_task(partition: int, ctx: DedupContext) -> tuple[int, int]:
         u, v = u[keep], v[keep]
         n_cand = len(u)
         table = pa.table({"u": pa.array(u, pa.int64()), "v": pa.array(v, pa.int64())})
-        write_by_shard(table, u >> 32, ctx, "cand", f"{partition:05d}")
+        write_by_block(table, u, ctx, "cand", f"{partition:05d}")
     return n_exact, n_cand
 
 
 # ------------------------------------------------------------------------------- verification
 
 
-def _rows_sets(ctx: DedupContext, shard: int, rows: np.ndarray) -> minhash.ShingleHashSets:
-    """Shingle-hash sets of the given rows of a shard."""
-    cfg = ctx.config
-    text = read_table(ctx.shards[shard], ["text"]).column("text").take(pa.array(rows, pa.int64()))
-    return minhash.shingle_hash_sets(shingle_spans(normalize_array(text), cfg.shingle_size))
+def _node_sets(ctx: DedupContext, nodes: np.ndarray) -> minhash.ShingleHashSets:
+    """Shingle-hash sets of the given (sorted, distinct) nodes, in their order: one read per shard."""
+    texts = []
+    shard = nodes >> 32
+    for s in np.unique(shard).tolist():
+        rows = nodes[shard == s] & ROW_MASK
+        texts.append(read_table(ctx.shards[s], ["text"]).column("text").take(pa.array(rows, pa.int64())))
+    text = pa.chunked_array([c for t in texts for c in t.chunks], texts[0].type if texts else pa.string())
+    return minhash.shingle_hash_sets(shingle_spans(normalize_array(text), ctx.config.shingle_size))
 
 
 def _set_column(sets: minhash.ShingleHashSets, rows: np.ndarray) -> pa.Array:
@@ -101,66 +105,69 @@ def margin(config) -> float:
     return config.verify_sigmas * math.sqrt(t * (1 - t) / config.num_perm)
 
 
-def attach_task(shard: int, ctx: DedupContext) -> int:
-    """For candidate pairs whose first node is in this shard: attach its signature, send to v's shard."""
-    cand = read_dir(ctx.path("cand", shard))
+def attach_task(block: int, ctx: DedupContext) -> int:
+    """For candidate pairs whose first node is in this block: attach its signature, send to v's block
+    (in chunks, so memory follows a chunk of pairs)."""
+    cand = read_dir(ctx.path("cand", block))
     if cand is None:
         return 0
     u, v = lsh.unique_pairs(cand.column("u").to_numpy(), cand.column("v").to_numpy())
-    sig = read_signatures(ctx.sig_dir(shard), ctx.config.num_perm)[u & ROW_MASK]
-    write_by_shard(pa.table({"u": pa.array(u), "v": pa.array(v), "sig_u": sig_array(sig)}), v >> 32, ctx,
-                   "cand2", f"{shard:05d}")
+    sigs = BlockSignatures(ctx)
+    for lo in range(0, len(u), _PAIRS_PER_CHUNK * 16):
+        cu, cv = u[lo:lo + _PAIRS_PER_CHUNK * 16], v[lo:lo + _PAIRS_PER_CHUNK * 16]
+        write_by_block(pa.table({"u": pa.array(cu), "v": pa.array(cv), "sig_u": sig_array(sigs.of(cu))}), cv, ctx,
+                       "cand2", f"{block:05d}-{lo:010d}")
     return len(u)
 
 
-def verify_task(shard: int, ctx: DedupContext) -> tuple[int, int]:
-    """Decide the candidate pairs ending in this shard by their signature estimate: an edge when it
+def verify_task(block: int, ctx: DedupContext) -> tuple[int, int]:
+    """Decide the candidate pairs ending in this block by their signature estimate: an edge when it
     reaches the threshold (verify = "signature") or exceeds it by the margin (verify = "exact"); with
     "exact", pairs within the margin go back to their first shard for exact verification.
     Returns (edges, pairs left for exact verification)."""
     cfg = ctx.config
-    files = sorted(ctx.path("cand2", shard).glob("*.parquet"))
+    files = sorted(ctx.path("cand2", block).glob("*.parquet"))
     if not files:
         return 0, 0
-    v_sigs = read_signatures(ctx.sig_dir(shard), cfg.num_perm)
+    v_sigs = BlockSignatures(ctx)
     m = margin(cfg) if cfg.verify == "exact" else 0.0
     edges = _Edges()
     ambiguous = 0
-    for f in files:  # one file per shard of first nodes: memory follows one shard pair's candidates
+    for f in files:  # one file per chunk of a block of first nodes: memory follows one file's candidates
         cand = read_table(f)
         for lo in range(0, cand.num_rows, _PAIRS_PER_CHUNK):
             chunk = cand.slice(lo, _PAIRS_PER_CHUNK)
             u, v = chunk.column("u").to_numpy(), chunk.column("v").to_numpy()
-            est = lsh.signature_similarity(sig_matrix(chunk.column("sig_u"), cfg.num_perm), v_sigs[v & ROW_MASK])
+            est = lsh.signature_similarity(sig_matrix(chunk.column("sig_u"), cfg.num_perm), v_sigs.of(v))
             keep = est >= cfg.threshold + m
             edges.add(u[keep], v[keep], est[keep])
             if cfg.verify == "exact":
                 unsure = ~keep & (est >= cfg.threshold - m)
                 ambiguous += int(unsure.sum())
                 table = pa.table({"u": pa.array(u[unsure]), "v": pa.array(v[unsure])})
-                write_by_shard(table, u[unsure] >> 32, ctx, "unsure", f"{shard:05d}-{f.stem}-{lo:09d}")
-    return edges.write(ctx, f"near-{shard:05d}"), ambiguous
+                write_by_block(table, u[unsure], ctx, "unsure", f"{block:05d}-{f.stem}-{lo:09d}")
+    return edges.write(ctx, f"near-{block:05d}"), ambiguous
 
 
-def attach_sets_task(shard: int, ctx: DedupContext) -> int:
+def attach_sets_task(block: int, ctx: DedupContext) -> int:
     """For the pairs left for exact verification whose first node is here: attach its shingle set."""
-    pairs = read_dir(ctx.path("unsure", shard))
+    pairs = read_dir(ctx.path("unsure", block))
     if pairs is None:
         return 0
     u, v = pairs.column("u").to_numpy(), pairs.column("v").to_numpy()
-    rows, where = np.unique(u & ROW_MASK, return_inverse=True)
-    table = pa.table({"u": pa.array(u), "v": pa.array(v), "set_u": _set_column(_rows_sets(ctx, shard, rows), where)})
-    write_by_shard(table, v >> 32, ctx, "unsure2", f"{shard:05d}")
+    nodes, where = np.unique(u, return_inverse=True)
+    table = pa.table({"u": pa.array(u), "v": pa.array(v), "set_u": _set_column(_node_sets(ctx, nodes), where)})
+    write_by_block(table, v, ctx, "unsure2", f"{block:05d}")
     return len(u)
 
 
-def verify_sets_task(shard: int, ctx: DedupContext) -> int:
-    """Exact Jaccard of the shingle sets of the pairs left for exact verification ending in this shard."""
-    files = sorted(ctx.path("unsure2", shard).glob("*.parquet"))
+def verify_sets_task(block: int, ctx: DedupContext) -> int:
+    """Exact Jaccard of the shingle sets of the pairs left for exact verification ending in this block."""
+    files = sorted(ctx.path("unsure2", block).glob("*.parquet"))
     if not files:
         return 0
-    v_rows = np.unique(np.concatenate([read_table(f, ["v"]).column("v").to_numpy() & ROW_MASK for f in files]))
-    v_sets = _rows_sets(ctx, shard, v_rows)
+    v_nodes = np.unique(np.concatenate([read_table(f, ["v"]).column("v").to_numpy() for f in files]))
+    v_sets = _node_sets(ctx, v_nodes)
     edges = _Edges()
     for f in files:
         pairs = read_table(f)
@@ -168,10 +175,10 @@ def verify_sets_task(shard: int, ctx: DedupContext) -> int:
             chunk = pairs.slice(lo, _PAIRS_PER_CHUNK)
             u, v = chunk.column("u").to_numpy(), chunk.column("v").to_numpy()
             u_sets = _sets_of_column(chunk.column("set_u"))
-            sim = u_sets.jaccard(np.arange(len(u)), v_sets, np.searchsorted(v_rows, v & ROW_MASK))
+            sim = u_sets.jaccard(np.arange(len(u)), v_sets, np.searchsorted(v_nodes, v))
             keep = sim >= ctx.config.threshold
             edges.add(u[keep], v[keep], sim[keep])
-    return edges.write(ctx, f"exactly-{shard:05d}")
+    return edges.write(ctx, f"exactly-{block:05d}")
 
 
 class _Edges:
@@ -196,8 +203,8 @@ class _Edges:
 
 
 def write_similarities(u: np.ndarray, v: np.ndarray, sim: np.ndarray, ctx: DedupContext, name: str) -> None:
-    """(node, similarity) of both ends of each edge, to the node's shard: its `dup_similarity` is the
+    """(node, similarity) of both ends of each edge, to the node's block: its `dup_similarity` is the
     highest (dedup/clusters.py)."""
     node = np.concatenate([u, v])
     table = pa.table({"node": pa.array(node), "sim": pa.array(np.concatenate([sim, sim]), pa.float64())})
-    write_by_shard(table, node >> 32, ctx, "sims", name, inputs_only=True)
+    write_by_block(table, node, ctx, "sims", name, inputs_only=True)

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dedup.components import node_partition, read_edges, roots
-from dedup.context import ROW_MASK, DedupContext, read_dir, read_docs, write_by_shard
+from dedup.context import ROW_MASK, DedupContext, read_dir, read_docs, rows_of_shard, write_by_block
 from pipeline.core.io import as_path
 from pipeline.core.schema import with_rejection
 from pipeline.core.shards import REJECTED_DIR, read_table, write_table
@@ -25,32 +25,36 @@ SURVIVOR, EXACT_DUP, NEAR_DUP = 0, 1, 2
 
 
 def members_task(item: tuple[int, str], ctx: DedupContext) -> int:
-    """(node, root) of every node of a converged component partition, sent to the node's shard."""
+    """(node, root) of every node of a converged component partition, sent to the node's block."""
     partition, gen_dir = item
     src, dst = read_edges(as_path(gen_dir), partition)
     node, root = roots(src, dst)
-    write_by_shard(pa.table({"node": pa.array(node), "root": pa.array(root)}), node >> 32, ctx,
+    write_by_block(pa.table({"node": pa.array(node), "root": pa.array(root)}), node, ctx,
                    "members", f"{partition:05d}")
     return len(node)
 
 
-def attrs_task(shard: int, ctx: DedupContext) -> int:
-    """Attach survivor-choice attributes to this shard's cluster members; send them to the root's partition."""
-    members = read_dir(ctx.path("members", shard))
+def attrs_task(block: int, ctx: DedupContext) -> int:
+    """Attach survivor-choice attributes to this block's cluster members; send them to the root's partition."""
+    members = read_dir(ctx.path("members", block))
     if members is None:
         return 0
-    node, root = members.column("node").to_numpy(), members.column("root").to_numpy()
-    docs = read_docs(ctx.sig_dir(shard)).take(pa.array(node & ROW_MASK))
-    ids = docs.column("id")
-    if (version := ctx.version_of(shard)) is not None:
-        ids = pc.binary_join_element_wise(ids, pa.scalar(version), "@")
-    table = pa.table({"root": pa.array(root), "node": pa.array(node), "id": ids,
-                      "source_rank": docs.column("source_rank"), "quality": docs.column("quality"),
-                      "text_hash": docs.column("text_hash")})
-    part = node_partition(root, ctx.partitions)
+    parts = []
+    for shard in np.unique(members.column("node").to_numpy() >> 32).tolist():
+        mine = rows_of_shard(members, shard)
+        node, root = mine.column("node").to_numpy(), mine.column("root").to_numpy()
+        docs = read_docs(ctx.sig_dir(shard)).take(pa.array(node & ROW_MASK))
+        ids = docs.column("id")
+        if (version := ctx.version_of(shard)) is not None:
+            ids = pc.binary_join_element_wise(ids, pa.scalar(version), "@")
+        parts.append(pa.table({"root": pa.array(root), "node": pa.array(node), "id": ids,
+                               "source_rank": docs.column("source_rank"), "quality": docs.column("quality"),
+                               "text_hash": docs.column("text_hash")}))
+    table = pa.concat_tables(parts)
+    part = node_partition(table.column("root").to_numpy(), ctx.partitions)
     for q in np.unique(part).tolist():
-        write_table(table.filter(pa.array(part == q)), ctx.path("clusters", q, f"{shard:05d}.parquet"))
-    return len(node)
+        write_table(table.filter(pa.array(part == q)), ctx.path("clusters", q, f"{block:05d}.parquet"))
+    return table.num_rows
 
 
 def survivor_task(partition: int, ctx: DedupContext) -> int:
@@ -75,7 +79,7 @@ def survivor_task(partition: int, ctx: DedupContext) -> int:
     table = pa.table({"node": pa.array(node), "survivor": ids.take(pa.array(first)),
                       "size": pa.array(np.repeat(sizes, sizes).astype(np.int64)),
                       "kind": pa.array(kind.astype(np.int8))})
-    write_by_shard(table, node >> 32, ctx, "decisions", f"{partition:05d}", inputs_only=True)
+    write_by_block(table, node, ctx, "decisions", f"{partition:05d}", inputs_only=True)
     return len(starts)
 
 
@@ -88,7 +92,8 @@ def write_task(item: tuple[int, str], ctx: DedupContext) -> dict[str, Any]:
     cluster = table.column("id").to_pylist()
     size = np.ones(n, np.int64)
     kind = np.full(n, SURVIVOR, np.int8)
-    dec = read_dir(ctx.path("decisions", shard))
+    block = int(ctx.block_of(np.array([shard]))[0])
+    dec = rows_of_shard(read_dir(ctx.path("decisions", block)), shard)
     if dec is not None:
         rows = dec.column("node").to_numpy() & ROW_MASK
         size[rows] = dec.column("size").to_numpy()
@@ -96,7 +101,7 @@ def write_task(item: tuple[int, str], ctx: DedupContext) -> dict[str, Any]:
         for r, s in zip(rows.tolist(), dec.column("survivor").to_pylist(), strict=True):
             cluster[r] = s
     similarity = np.full(n, np.nan)
-    sims = read_dir(ctx.path("sims", shard))
+    sims = rows_of_shard(read_dir(ctx.path("sims", block)), shard)
     if sims is not None:
         np.fmax.at(similarity, sims.column("node").to_numpy() & ROW_MASK, sims.column("sim").to_numpy())
     for name in ("dup_cluster", "dup_cluster_size", "dup_similarity"):

@@ -4,6 +4,11 @@ Shards are numbered: the input shards first (ordered by file name), then the doc
 versions given by `against` (reference shards), which take part in clustering but are never written.
 Nodes are int64 `shard << 32 | row`. A shard's per-document attributes and signatures live in one
 directory per shard (`sig_dirs`): its shard-cache entry when the build keeps one, else the scratch.
+
+Exchanges between steps address blocks, runs of consecutive shards (~`DOCS_PER_BLOCK` documents),
+not shards: a step that sends every task's rows to every destination writes tasks x destinations
+files, and with one destination per shard that grew with the square of the corpus (10M documents in
+1,000 shards: up to a million files per exchange). Blocks only group files; no result depends on them.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ class DedupContext:
     ref_versions: list[str] = field(default_factory=list)  # per reference shard: its version's name
     ref_sha256: list[str] = field(default_factory=list)  # per reference shard: its sha256 in the manifest
     sig_dirs: list[str] = field(default_factory=list)  # per shard, after the signature step
+    blocks: int = 1  # runs of consecutive shards that exchanges address (see the module docstring)
 
     def path(self, *parts: str | int) -> AnyPath:
         out = as_path(self.work)
@@ -48,6 +54,34 @@ class DedupContext:
     def sig_dir(self, shard: int) -> AnyPath:
         return as_path(self.sig_dirs[shard])
 
+    def block_of(self, shards: np.ndarray) -> np.ndarray:
+        """The block of each shard index: block b holds shards [ceil(b n / B), ceil((b + 1) n / B))."""
+        return (shards.astype(np.int64) * self.blocks) // len(self.shards)
+
+    def block_shards(self, block: int) -> range:
+        n, b = len(self.shards), self.blocks
+        return range(-(-block * n // b), -(-(block + 1) * n // b))
+
+
+class BlockSignatures:
+    """Signatures of one block's nodes for one task, each shard's read once, when first needed."""
+
+    def __init__(self, ctx: DedupContext) -> None:
+        self.ctx = ctx
+        self._by_shard: dict[int, np.ndarray] = {}
+
+    def of(self, nodes: np.ndarray) -> np.ndarray:
+        """The (len(nodes), num_perm) signatures of `nodes`, in their order."""
+        num_perm = self.ctx.config.num_perm
+        out = np.empty((len(nodes), num_perm), np.uint32)
+        shard = nodes >> 32
+        for s in np.unique(shard).tolist():
+            if s not in self._by_shard:
+                self._by_shard[s] = read_signatures(self.ctx.sig_dir(s), num_perm)
+            sel = np.flatnonzero(shard == s)
+            out[sel] = self._by_shard[s][nodes[sel] & ROW_MASK]
+        return out
+
 
 def read_dir(directory: AnyPath, columns: list[str] | None = None) -> pa.Table | None:
     """Every Parquet file of a scratch directory as one table (None when there is none)."""
@@ -56,13 +90,23 @@ def read_dir(directory: AnyPath, columns: list[str] | None = None) -> pa.Table |
     return pa.concat_tables(tables) if tables else None
 
 
-def write_by_shard(table: pa.Table, shard_of: np.ndarray, ctx: DedupContext, kind: str, name: str,
+def write_by_block(table: pa.Table, nodes: np.ndarray, ctx: DedupContext, kind: str, name: str,
                    inputs_only: bool = False) -> None:
-    """Rows of `table` to `<kind>/<shard>/<name>.parquet` by the shard of each row's node."""
-    for s in np.unique(shard_of).tolist():
-        if inputs_only and ctx.is_reference(int(s)):
-            continue
-        write_table(table.filter(pa.array(shard_of == s)), ctx.path(kind, int(s), name + ".parquet"))
+    """Rows of `table` to `<kind>/<block>/<name>.parquet` by the block of each row's node; with
+    `inputs_only`, rows of reference shards are dropped (nothing is written for those)."""
+    shard = nodes >> 32
+    if inputs_only and (ref := shard >= ctx.num_inputs).any():
+        table, shard = table.filter(pa.array(~ref)), shard[~ref]
+    block = ctx.block_of(shard)
+    for b in np.unique(block).tolist():
+        write_table(table.filter(pa.array(block == b)), ctx.path(kind, int(b), name + ".parquet"))
+
+
+def rows_of_shard(table: pa.Table | None, shard: int) -> pa.Table | None:
+    """The rows of a block's table (with a `node` column) whose node is in `shard`."""
+    if table is None:
+        return None
+    return table.filter(pa.array((table.column("node").to_numpy() >> 32) == shard))
 
 
 def sig_array(sig: np.ndarray) -> pa.Array:

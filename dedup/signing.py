@@ -1,10 +1,11 @@
-"""Step 1 of dedup, per shard: normalize, hash and sign its documents, then scatter by partition.
+"""Step 1 of dedup: per shard, normalize, hash and sign its documents; per block, scatter by partition.
 
 The costly part (normalization, text hashes, MinHash signatures) depends only on the shard's content
 and the config, so it is kept in the shard cache by content (pipeline/core/shardcache.py): a build
 that adds a source signs only the new shards, and the documents of an earlier version given by
 `against` are signed once. The scatter (nodes, band keys, partitions) depends on the shard's place in
-this run and is redone every time; it is cheap next to signing.
+this run and is redone every time, one task per block (dedup/context.py) so that the exchange has
+blocks x partitions files; it is cheap next to signing.
 """
 
 from __future__ import annotations
@@ -74,8 +75,8 @@ def sign_table(table: pa.Table, config: Any, reference: bool) -> tuple[pa.Table,
 
 
 def signature_task(item: tuple[int, ShardCache], ctx: DedupContext) -> dict[str, Any]:
-    """Sign one shard (or find its signatures in the cache), then write its partitioned band keys and
-    text hashes. Returns where its attributes and signatures are, and whether they were reused."""
+    """Sign one shard (or find its signatures in the cache). Returns where its attributes and
+    signatures are, and whether they were reused."""
     shard, cache = item
     cfg = ctx.config
     path = as_path(ctx.shards[shard])
@@ -101,33 +102,46 @@ def signature_task(item: tuple[int, ShardCache], ctx: DedupContext) -> dict[str,
         write_table(docs, target / "docs.parquet")
         write_table(sigs, target / "sigs.parquet")
         cache.commit(entry, {"docs": docs.num_rows})
-    sig_dir = str(entry if entry is not None else ctx.path("signed", shard))
-    _scatter(shard, ctx, sig_dir)
-    return {"sig_dir": sig_dir, "reused": reused}
+    return {"sig_dir": str(entry if entry is not None else ctx.path("signed", shard)), "reused": reused}
 
 
-def _scatter(shard: int, ctx: DedupContext, sig_dir: str) -> None:
+def scatter_task(block: int, ctx: DedupContext) -> None:
+    """Text hashes and band keys of one block's documents, to `exact/<partition>/<block>` and
+    `bands/<partition>/<block>` by hash partition."""
     cfg = ctx.config
-    docs = read_docs(as_path(sig_dir), ["text_hash"])
-    n = docs.num_rows
-    nodes = (np.int64(shard) << np.int64(32)) | np.arange(n, dtype=np.int64)
+    hashes: list[bytes] = []
+    exact_nodes, near_nodes = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    keys = [np.zeros((0, ctx.bands), np.uint64)]
+    for shard in ctx.block_shards(block):
+        sig_dir = ctx.sig_dir(shard)
+        docs = read_docs(sig_dir, ["text_hash"])
+        nodes = (np.int64(shard) << np.int64(32)) | np.arange(docs.num_rows, dtype=np.int64)
+        if cfg.exact:
+            hashes += docs.column("text_hash").to_pylist()
+            exact_nodes.append(nodes)
+        if cfg.near:
+            sig = read_signatures(sig_dir, cfg.num_perm)
+            usable = ~np.all(sig == minhash.MAX_HASH, axis=1)  # a document without shingles
+            keys.append(minhash.band_keys(sig[usable], ctx.bands, ctx.rows))
+            near_nodes.append(nodes[usable])
     if cfg.exact:
-        hashes = docs.column("text_hash").to_pylist()
+        nodes = np.concatenate(exact_nodes)
         part = exact.hash_partition(hashes, ctx.partitions)
         for p in np.unique(part).tolist():
             sel = np.flatnonzero(part == p)
             write_table(pa.table({"hash": pa.array([hashes[i] for i in sel], pa.binary(exact.HASH_BYTES)),
                                   "node": pa.array(nodes[sel])}),
-                        ctx.path("exact", p, f"{shard:05d}.parquet"))
+                        ctx.path("exact", p, f"{block:05d}.parquet"))
     if cfg.near:
-        sig = read_signatures(as_path(sig_dir), cfg.num_perm)
-        usable = ~np.all(sig == minhash.MAX_HASH, axis=1)
-        keys = minhash.band_keys(sig[usable], ctx.bands, ctx.rows)
-        part = lsh.band_partition(keys, ctx.partitions)
-        band_ids = np.broadcast_to(np.arange(ctx.bands, dtype=np.int16)[None, :], keys.shape)
-        node_m = np.broadcast_to(nodes[usable][:, None], keys.shape)
-        for p in np.unique(part).tolist():
-            sel = part == p
-            write_table(pa.table({"band": pa.array(band_ids[sel]), "key": pa.array(keys[sel]),
-                                  "node": pa.array(node_m[sel])}),
-                        ctx.path("bands", p, f"{shard:05d}.parquet"))
+        band_keys, nodes = np.concatenate(keys), np.concatenate(near_nodes)
+        part = lsh.band_partition(band_keys, ctx.partitions).ravel()
+        order = np.argsort(part, kind="stable")  # row-major: by node, then band, within a partition
+        band_ids = np.tile(np.arange(ctx.bands, dtype=np.int16), len(nodes))[order]
+        band_keys, node_m = band_keys.ravel()[order], np.repeat(nodes, ctx.bands)[order]
+        bounds = np.searchsorted(part[order], np.arange(ctx.partitions + 1))
+        for p in range(ctx.partitions):
+            lo, hi = int(bounds[p]), int(bounds[p + 1])
+            if hi > lo:
+                write_table(pa.table({"band": pa.array(band_ids[lo:hi]), "key": pa.array(band_keys[lo:hi]),
+                                      "node": pa.array(node_m[lo:hi])}),
+                            ctx.path("bands", p, f"{block:05d}.parquet"))

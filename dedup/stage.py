@@ -3,13 +3,14 @@
 Every step is a set of parallel tasks over files in `scratch`, so no process holds the whole corpus:
 
 1. per shard (dedup/signing.py): normalize, hash the normalized text, MinHash signatures, kept in
-   the shard cache by content; then band keys and text hashes, partitioned by hash;
+   the shard cache by content; then per block (runs of shards, dedup/context.py) band keys and text
+   hashes, partitioned by hash;
 2. per partition (dedup/candidates.py): LSH buckets -> candidate pairs; equal text hashes -> exact edges;
-3. per shard (twice, and twice more for pairs near the threshold): attach the first document's
+3. per block (twice, and twice more for pairs near the threshold): attach the first document's
    signature, decide by the estimate far from the threshold, by the shingle sets' exact Jaccard near
    it -> near-duplicate edges;
 4. connected components of all edges (dedup/components.py, large-star/small-star);
-5. per shard, then per cluster partition (dedup/clusters.py): one survivor per cluster by (source
+5. per block, then per cluster partition (dedup/clusters.py): one survivor per cluster by (source
    priority, higher quality score, smaller id), which depends only on the documents;
 6. per input shard: write kept documents (with `dup_cluster`, `dup_cluster_size`) and rejected ones
    (`exact-dup:<survivor id>` when their normalized text equals the survivor's, else `near-dup:...`).
@@ -30,7 +31,7 @@ from dedup.candidates import attach_sets_task, attach_task, bucket_task, verify_
 from dedup.clusters import attrs_task, members_task, survivor_task, write_task
 from dedup.components import connected_components
 from dedup.context import DedupContext
-from dedup.signing import signature_task
+from dedup.signing import scatter_task, signature_task
 from pipeline.core.config import ConfigError, at_least, require, stable_hash
 from pipeline.core.io import AnyPath, parquet_num_rows, remove_tree
 from pipeline.core.shardcache import ShardCache
@@ -40,6 +41,7 @@ from pipeline.core.stage import Executor, GlobalStage
 VERIFY_MODES = ("signature", "exact")
 _BAND_ROWS_PER_PARTITION = 4_000_000  # (band, key, node) rows: ~72 MB, a few times that while sorting
 _MAX_PARTITIONS = 1024
+DOCS_PER_BLOCK = 200_000  # documents per block of shards that exchanges address (dedup/context.py)
 STATS_FILE = "_dedup.json"  # what the run did (reuse counts, pairs): not part of a version
 
 
@@ -66,6 +68,7 @@ class DedupConfig:
     source_priority: list[str] = field(default_factory=list)  # survivor preference, best first
     quality_column: str = "quality_classifier_score"  # higher wins among equal priority, if present
     partitions: int = 0  # hash partitions for buckets and components; 0 = from the data size and workers
+    blocks: int = 0  # runs of shards that exchanges address; 0 = from the data size and workers (never changes results)
     against: list[str] = field(default_factory=list)  # earlier versions (dirs or manifests): their docs win
 
     path_options: ClassVar[tuple[tuple[str, str], ...]] = (("against", "paths"),)
@@ -76,7 +79,7 @@ class DedupConfig:
         require(self.verify in VERIFY_MODES, "verify", f"expected one of {', '.join(VERIFY_MODES)}, got {self.verify!r}")
         require(0.0 < self.threshold < 1.0, "threshold", f"expected a value in (0, 1), got {self.threshold}")
         at_least(self, 1, "num_perm", "shingle_size")
-        at_least(self, 0, "bands", "rows", "partitions", "all_pairs_max", "false_positive_weight",
+        at_least(self, 0, "bands", "rows", "partitions", "blocks", "all_pairs_max", "false_positive_weight",
                  "false_negative_weight")
         require(self.verify_sigmas >= 0, "verify_sigmas", f"expected a value >= 0, got {self.verify_sigmas}")
         require(0.0 < self.band_recall < 1.0, "band_recall", f"expected a value in (0, 1), got {self.band_recall}")
@@ -163,27 +166,32 @@ class DedupStage(GlobalStage):
         remove_tree(work)
         bands, rows = cfg.lsh_params()
         everything = shards + [path for _, path, _ in refs]
-        parts = cfg.partitions or default_partitions(everything, bands if cfg.near else 1, executor.num_workers)
-        ctx = DedupContext(str(work), [str(p) for p in everything], len(shards), parts, cfg, bands, rows,
-                           ref_versions=[name for name, _, _ in refs], ref_sha256=[sha for _, _, sha in refs])
+        docs = sum(parquet_num_rows(p) for p in everything)
+        parts = cfg.partitions or default_partitions(docs, bands if cfg.near else 1, executor.num_workers)
         n, n_all = len(shards), len(everything)
+        blocks = min(n_all, cfg.blocks or default_blocks(docs, executor.num_workers))
+        ctx = DedupContext(str(work), [str(p) for p in everything], n, parts, cfg, bands, rows,
+                           ref_versions=[name for name, _, _ in refs], ref_sha256=[sha for _, _, sha in refs],
+                           blocks=blocks)
         signed = executor.map(signature_task, [(i, cache) for i in range(n_all)], desc="dedup: signatures",
                               shared=executor.put(ctx))
         ctx.sig_dirs = [s["sig_dir"] for s in signed]
         shared = executor.put(ctx)
+        every_block = list(range(blocks))
+        executor.map(scatter_task, every_block, desc="dedup: band keys", shared=shared)
         found = executor.map(bucket_task, list(range(parts)), desc="dedup: buckets", shared=shared)
         near = unsure = 0
         if cfg.near:
-            executor.map(attach_task, list(range(n_all)), desc="dedup: candidates", shared=shared)
-            decided = executor.map(verify_task, list(range(n_all)), desc="dedup: verify", shared=shared)
+            executor.map(attach_task, every_block, desc="dedup: candidates", shared=shared)
+            decided = executor.map(verify_task, every_block, desc="dedup: verify", shared=shared)
             near, unsure = sum(e for e, _ in decided), sum(a for _, a in decided)
             if unsure:
-                executor.map(attach_sets_task, list(range(n_all)), desc="dedup: shingle sets", shared=shared)
-                near += sum(executor.map(verify_sets_task, list(range(n_all)), desc="dedup: verify exactly",
+                executor.map(attach_sets_task, every_block, desc="dedup: shingle sets", shared=shared)
+                near += sum(executor.map(verify_sets_task, every_block, desc="dedup: verify exactly",
                                          shared=shared))
         final = connected_components(work / "edges", work / "cc", parts, executor)
         executor.map(members_task, [(q, str(final)) for q in range(parts)], desc="dedup: members", shared=shared)
-        executor.map(attrs_task, list(range(n_all)), desc="dedup: cluster attributes", shared=shared)
+        executor.map(attrs_task, every_block, desc="dedup: cluster attributes", shared=shared)
         executor.map(survivor_task, list(range(parts)), desc="dedup: survivors", shared=shared)
         executor.map(write_task, [(i, str(out_dir)) for i in range(n)], desc="dedup: write", shared=shared)
         reused = sum(s["reused"] for s in signed)
@@ -195,14 +203,14 @@ class DedupStage(GlobalStage):
                    out_dir / STATS_FILE)
 
 
-def default_partitions(shards: list[AnyPath], rows_per_doc: int, workers: int) -> int:
-    """Hash partitions sized by the data, not by the shard count.
-
-    Every exchange writes one file per (shard, partition), so partitions that grew with the shards
-    would make the file count, and the time, grow with the square of the corpus. Sizing them by band
-    rows (about _BAND_ROWS_PER_PARTITION each) keeps one task's memory bounded and the file count
-    linear in the shards for a given corpus density; at least two per worker so all are busy.
-    """
-    docs = sum(parquet_num_rows(p) for p in shards)
+def default_partitions(docs: int, rows_per_doc: int, workers: int) -> int:
+    """Hash partitions sized by the data (about _BAND_ROWS_PER_PARTITION band rows each), so that one
+    task's memory stays bounded; at least two per worker so all are busy."""
     by_size = -(-docs * rows_per_doc // _BAND_ROWS_PER_PARTITION)
     return int(min(_MAX_PARTITIONS, max(2, 2 * workers, by_size)))
+
+
+def default_blocks(docs: int, workers: int) -> int:
+    """Blocks of about DOCS_PER_BLOCK documents, at least two per worker: an exchange writes up to
+    blocks x blocks (or partitions) files, and a block task holds one block's signatures (~100 MB)."""
+    return max(2 * workers, -(-docs // DOCS_PER_BLOCK))

@@ -11,7 +11,7 @@ import pytest
 
 from dedup import stage as dedup_stage
 from dedup.normalize import normalize_text
-from dedup.stage import DedupConfig, DedupStage, default_partitions
+from dedup.stage import DedupConfig, DedupStage, default_blocks, default_partitions
 from pipeline.core.config import ConfigError, from_mapping
 from pipeline.core.schema import Doc, docs_to_table
 from pipeline.core.shards import read_json, read_table, write_table
@@ -124,12 +124,12 @@ def test_survivor_by_priority_then_quality_then_id(tmp_path):
     assert set(rej.column("reason").to_pylist()) == {"exact-dup:cc/a"}
 
 
-def test_output_identical_for_any_partition_count_and_shard_split(corpus, tmp_path):
+def test_output_identical_for_any_partition_or_block_count_and_shard_split(corpus, tmp_path):
     docs, _ = corpus
     shards = _write_shards(docs, tmp_path / "in", 3)
     results = []
-    for parts in (1, 4, 9):
-        _, kept, rejected, out = _run(shards, tmp_path, f"p{parts}", DedupConfig(partitions=parts))
+    for parts, blocks in ((1, 1), (4, 2), (9, 3)):
+        _, kept, rejected, out = _run(shards, tmp_path, f"p{parts}", DedupConfig(partitions=parts, blocks=blocks))
         results.append([p.read_bytes() for p in sorted(out.rglob("*.parquet"))])
     assert results[0] == results[1] == results[2]
     # a different shard split gives the same decisions (node numbering differs, survivors do not)
@@ -202,12 +202,27 @@ def test_end_to_end_with_ray_accounting(corpus, tmp_path, ray_executor):
     assert again.shards_reused == len(shards)
 
 
-def test_default_partitions_follow_the_data_not_the_shard_count(tmp_path, monkeypatch):
-    # Every exchange writes shards x partitions files: partitions that grew with the shard count made
-    # a 1M-document run spend most of its time on 10,000-file exchanges.
-    docs = [Doc(f"web/{i}", "web", f"document number {i} with a few words") for i in range(400)]
-    many = _write_shards(docs, tmp_path / "many", 40)
-    assert default_partitions(many, rows_per_doc=25, workers=2) == 4  # 2 per worker, not 40
+def test_default_partitions_and_blocks_follow_the_data_not_the_shard_count(tmp_path, monkeypatch):
+    # Every exchange writes (tasks x destinations) files: destinations that grew with the shard count
+    # made a 1M-document run spend most of its time on 10,000-file exchanges.
+    assert default_partitions(400, rows_per_doc=25, workers=2) == 4  # 2 per worker
+    assert default_blocks(400, workers=2) == 4
     monkeypatch.setattr(dedup_stage, "_BAND_ROWS_PER_PARTITION", 1000)
-    assert default_partitions(many, rows_per_doc=25, workers=2) == 10  # 400 docs x 25 rows / 1000
-    assert default_partitions(_write_shards(docs, tmp_path / "few", 2), rows_per_doc=25, workers=2) == 10
+    assert default_partitions(400, rows_per_doc=25, workers=2) == 10  # 400 docs x 25 rows / 1000
+    assert default_blocks(10_000_000, workers=2) == 10_000_000 // dedup_stage.DOCS_PER_BLOCK
+
+
+def test_exchanges_address_blocks_of_shards(corpus, tmp_path):
+    """40 shards in 4 blocks: no exchange directory has a subdirectory per shard."""
+    docs, planted = corpus
+    shards = _write_shards(docs, tmp_path / "in", 40)
+    out, scratch = tmp_path / "out", tmp_path / "scratch"  # the stage itself: the runner would remove the scratch
+    DedupStage(DedupConfig(partitions=3, blocks=4)).run(shards, out, scratch, SerialExecutor(progress=False))
+    rejected = pa.concat_tables([read_table(p) for p in sorted((out / "rejected").glob("*.parquet"))])
+    work = scratch / "dedup"
+    for kind in ("cand", "cand2", "sims", "members", "decisions"):
+        assert work.joinpath(kind).is_dir(), kind
+        assert {p.name for p in work.joinpath(kind).iterdir()} <= {f"{b:05d}" for b in range(4)}, kind
+    for kind in ("bands", "exact", "clusters"):
+        assert {p.name for p in work.joinpath(kind).glob("*/*.parquet")} <= {f"{b:05d}.parquet" for b in range(4)}
+    assert len(rejected) == len(planted)
