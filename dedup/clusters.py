@@ -19,7 +19,7 @@ from dedup.components import node_partition, read_edges, roots
 from dedup.context import ROW_MASK, DedupContext, read_dir, read_docs, rows_of_shard, write_by_block
 from pipeline.core.io import as_path
 from pipeline.core.schema import with_rejection
-from pipeline.core.shards import REJECTED_DIR, read_table, write_table
+from pipeline.core.shards import REJECTED_DIR, read_table, write_scratch_table, write_table
 
 SURVIVOR, EXACT_DUP, NEAR_DUP = 0, 1, 2
 
@@ -53,7 +53,7 @@ def attrs_task(block: int, ctx: DedupContext) -> int:
     table = pa.concat_tables(parts)
     part = node_partition(table.column("root").to_numpy(), ctx.partitions)
     for q in np.unique(part).tolist():
-        write_table(table.filter(pa.array(part == q)), ctx.path("clusters", q, f"{block:05d}.parquet"))
+        write_scratch_table(table.filter(pa.array(part == q)), ctx.path("clusters", q, f"{block:05d}.parquet"))
     return table.num_rows
 
 

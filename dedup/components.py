@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from dedup.lsh import mix64, unique_pairs
 from pipeline.core.io import AnyPath, as_path, remove_tree
-from pipeline.core.shards import read_table, write_table
+from pipeline.core.shards import read_table, write_scratch_table
 
 
 def node_partition(nodes: np.ndarray, partitions: int) -> np.ndarray:
@@ -40,7 +40,7 @@ def write_directed(src: np.ndarray, dst: np.ndarray, gen_dir: AnyPath, name: str
     for q in np.unique(part).tolist():
         sel = part == q
         table = pa.table({"src": pa.array(src[sel], pa.int64()), "dst": pa.array(dst[sel], pa.int64())})
-        write_table(table, gen_dir / f"{q:05d}" / f"{name}.parquet")
+        write_scratch_table(table, gen_dir / f"{q:05d}" / f"{name}.parquet")
 
 
 def read_edges(gen_dir: AnyPath, partition: int) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.core.io import AnyPath, as_path
-from pipeline.core.shards import read_table, write_table
+from pipeline.core.shards import read_table, write_scratch_table
 
 ROW_MASK = (1 << 32) - 1
 
@@ -99,7 +99,7 @@ def write_by_block(table: pa.Table, nodes: np.ndarray, ctx: DedupContext, kind: 
         table, shard = table.filter(pa.array(~ref)), shard[~ref]
     block = ctx.block_of(shard)
     for b in np.unique(block).tolist():
-        write_table(table.filter(pa.array(block == b)), ctx.path(kind, int(b), name + ".parquet"))
+        write_scratch_table(table.filter(pa.array(block == b)), ctx.path(kind, int(b), name + ".parquet"))
 
 
 def rows_of_shard(table: pa.Table | None, shard: int) -> pa.Table | None:

@@ -21,7 +21,13 @@ from dedup.context import DedupContext, read_docs, read_signatures, sig_array
 from dedup.normalize import normalize_array, shingle_spans
 from pipeline.core.io import as_path
 from pipeline.core.shardcache import ShardCache, content_key
-from pipeline.core.shards import read_shard_bytes, read_table, table_from_bytes, write_table
+from pipeline.core.shards import (
+    read_shard_bytes,
+    read_table,
+    table_from_bytes,
+    write_scratch_table,
+    write_table,
+)
 
 _BATCH_ROWS = 2048
 _BATCH_TEXT_BYTES = 8 << 20
@@ -129,7 +135,7 @@ def scatter_task(block: int, ctx: DedupContext) -> None:
         part = exact.hash_partition(hashes, ctx.partitions)
         for p in np.unique(part).tolist():
             sel = np.flatnonzero(part == p)
-            write_table(pa.table({"hash": pa.array([hashes[i] for i in sel], pa.binary(exact.HASH_BYTES)),
+            write_scratch_table(pa.table({"hash": pa.array([hashes[i] for i in sel], pa.binary(exact.HASH_BYTES)),
                                   "node": pa.array(nodes[sel])}),
                         ctx.path("exact", p, f"{block:05d}.parquet"))
     if cfg.near:
@@ -142,6 +148,6 @@ def scatter_task(block: int, ctx: DedupContext) -> None:
         for p in range(ctx.partitions):
             lo, hi = int(bounds[p]), int(bounds[p + 1])
             if hi > lo:
-                write_table(pa.table({"band": pa.array(band_ids[lo:hi]), "key": pa.array(band_keys[lo:hi]),
+                write_scratch_table(pa.table({"band": pa.array(band_ids[lo:hi]), "key": pa.array(band_keys[lo:hi]),
                                       "node": pa.array(node_m[lo:hi])}),
                             ctx.path("bands", p, f"{block:05d}.parquet"))

@@ -576,6 +576,19 @@ def write_table(table: pa.Table, path: str | os.PathLike) -> None:
         f.write(parquet_bytes(table))
 
 
+def write_scratch_table(table: pa.Table, path: str | os.PathLike) -> None:
+    """An intermediate Parquet file that only this run reads back: lz4 and row groups of a million
+    rows, 3-5x cheaper to write and read than `write_table`'s zstd and 8,192-row groups (band keys
+    and signatures do not compress anyway)."""
+    sink = pa.BufferOutputStream()
+    writer = pq.ParquetWriter(sink, table.schema, compression="lz4", write_statistics=False)
+    if table.num_rows:
+        writer.write_table(table, row_group_size=1 << 20)
+    writer.close()
+    with atomic_write(path) as f:
+        f.write(sink.getvalue().to_pybytes())
+
+
 def parquet_bytes(table: pa.Table) -> bytes:
     """The bytes `write_table` writes for `table`."""
     sink = pa.BufferOutputStream()

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from pipeline.core.io import AnyPath, as_path, read_json, sha256_file, write_json
 from pipeline.core.io import read_table as _read_table
+from pipeline.core.io import write_scratch_table as write_scratch_table
 from pipeline.core.io import write_table as write_table
 
 REJECTED_DIR = "rejected"
@@ -22,7 +23,7 @@ TASKS_DIR = "_tasks"
 STAGE_FILE = "_stage.json"
 
 __all__ = ["REJECTED_DIR", "TASKS_DIR", "STAGE_FILE", "ShardError", "list_shards", "list_rejected", "published_docs", "read_json",
-           "read_shard_bytes", "read_table", "sha256_file", "table_from_bytes", "write_json", "write_table"]
+           "read_shard_bytes", "read_table", "sha256_file", "table_from_bytes", "write_json", "write_scratch_table", "write_table"]
 
 
 class ShardError(RuntimeError):
