@@ -36,17 +36,25 @@ PARTS: dict[str, list[tuple[str, str]]] = {
     "extraction, total": [("sources/html.py", "extract_text")],
     "parse (lxml)": [("trafilatura/utils.py", "load_html"), ("sources/html_modes.py", "_parse")],
     "XPath pruning (prune_unwanted_nodes, every call)": [("trafilatura/htmlprocessing.py", "prune_unwanted_nodes")],
+    "hybrid: pruning by Python predicates (html_mirror)": [
+        ("sources/html_mirror.py", "prune"), ("sources/html_mirror.py", "prune_all"),
+        ("sources/html_mirror.py", "prune_overall_with_backup"), ("sources/html_xpaths.py", "raw_and_comments"),
+        ("sources/html_xpaths.py", "section_discards")],
+    "hybrid: main-content search (html_xpaths BODY_XPATH)": [("sources/html_xpaths.py", "match_first")],
     "tree cleaning (tree_cleaning)": [("trafilatura/htmlprocessing.py", "tree_cleaning")],
     "tag conversion (convert_tags)": [("trafilatura/htmlprocessing.py", "convert_tags")],
-    "main extractor (extract_content)": [("trafilatura/main_extractor.py", "extract_content")],
-    "fallback comparison (compare_extraction)": [("trafilatura/external.py", "compare_extraction")],
+    "main extractor (extract_content)": [("trafilatura/main_extractor.py", "extract_content"),
+                                         ("sources/html_mirror.py", "extract_content")],
+    "fallback comparison (compare_extraction)": [("trafilatura/external.py", "compare_extraction"),
+                                                 ("sources/html_mirror.py", "compare_extraction")],
     "  readability": [("trafilatura/external.py", "try_readability")],
     "  justext": [("trafilatura/external.py", "justext_rescue")],
     "baseline": [("trafilatura/baseline.py", "baseline")],
     "output text (determine_returnstring)": [("trafilatura/core.py", "determine_returnstring")],
     "tree copies (copy.copy)": [("copy.py", "copy")],
+    "hybrid: fallback from the kept fast pass (html_mirror.fallback)": [("sources/html_mirror.py", "fallback")],
     "hybrid: drop never-text elements": [("sources/html_modes.py", "drop_never_text")],
-    "hybrid: fallback rule": [("sources/html_modes.py", "needs_fallback")],
+    "hybrid: fallback rule": [("sources/html_modes.py", "needs_fallback"), ("sources/html_modes.py", "_short")],
     "resiliparse": [("sources/html_modes.py", "resiliparse")],
 }
 
@@ -76,9 +84,11 @@ def profile(pages: list[dict], html: HtmlConfig) -> dict:
     total = time.process_time() - t0
     stats = pstats.Stats(prof)
     parts = {k: round(v, 3) for k, v in _cumulative(stats).items() if v > 0}
-    # trafilatura runs per page: 1 on every page, 2 where the hybrid's rule calls for the fallback
+    # trafilatura runs per page: 1 on every page, 2 where the hybrid's rule calls for the fallback (for the
+    # mirror in sources/html_mirror.py: its runs plus its fallbacks from a kept fast pass)
     runs = sum(nc for (file, _, func), (_, nc, *_rest) in stats.stats.items()  # type: ignore[attr-defined]
-               if func == "extract" and file.endswith("trafilatura/core.py"))
+               if (func == "extract" and file.endswith("trafilatura/core.py"))
+               or (func in ("run", "fallback") and file.endswith("sources/html_mirror.py")))
     return {"pages": len(pages), "cpu_seconds_profiled": round(total, 2), "trafilatura_runs": runs,
             "seconds": parts, "share": {k: round(v / total, 4) for k, v in parts.items()}}
 

@@ -47,8 +47,9 @@ VARIANTS: dict[str, HtmlConfig] = {
     # datatrove's Trafilatura extractor: extract(favor_precision=True, include_comments=False,
     # deduplicate=True), no tree-size cap
     "datatrove": replace(_TRAFILATURA_DEFAULTS, favor_precision=True, include_comments=False, deduplicate=True),
-    # corpusforge's extractors ([sources.cc.html] extractor = ...); "hybrid" is the default
-    "hybrid": HtmlConfig(),
+    # corpusforge's extractors ([sources.cc.html] extractor = ...)
+    "hybrid": HtmlConfig(),  # the default
+    "hybrid_reference": HtmlConfig(extractor="hybrid_reference"),  # the same text with trafilatura itself
     "trafilatura": HtmlConfig(extractor="trafilatura"),
     "trafilatura_fast": HtmlConfig(extractor="trafilatura", fast=True),
     "resiliparse": HtmlConfig(extractor="resiliparse"),
@@ -56,7 +57,7 @@ VARIANTS: dict[str, HtmlConfig] = {
     "fast": replace(_TRAFILATURA_DEFAULTS, fast=True),
     "fast_nocomments": HtmlConfig(extractor="trafilatura", fast=True, favor_precision=False),
 }
-DEFAULT_VARIANTS = ["trafilatura_defaults", "favor_precision", "datatrove", "hybrid", "trafilatura",
+DEFAULT_VARIANTS = ["trafilatura_defaults", "favor_precision", "datatrove", "hybrid", "hybrid_reference", "trafilatura",
                     "trafilatura_fast", "resiliparse"]
 _TOKEN_RE = re.compile(r"\w+")
 

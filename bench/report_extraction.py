@@ -9,7 +9,10 @@ _NOTES = {
     "trafilatura_defaults": "`trafilatura.extract` as shipped (comments, balanced focus, no tree cap)",
     "favor_precision": "trafilatura defaults + favor_precision",
     "datatrove": "datatrove's Trafilatura extractor (favor_precision, no comments, deduplicate)",
-    "hybrid": "**corpusforge default**: fast pass, fallback only where the rule says",
+    "hybrid": "**corpusforge default**: fast pass, fallback only where the rule says, through the trafilatura "
+              "mirror (sources/html_mirror.py)",
+    "hybrid_reference": "`extractor = \"hybrid_reference\"`: the same rule and text with `trafilatura.extract` "
+                        "itself",
     "trafilatura": "`extractor = \"trafilatura\"`: the fallback on every page (the default before)",
     "trafilatura_fast": "`extractor = \"trafilatura\"`, `fast = true`: no fallback",
     "resiliparse": "`extractor = \"resiliparse\"`",
@@ -35,16 +38,23 @@ def quality() -> list[str]:
                      nf.get("f1"), speed, round(speed / base, 2) if speed and base else None, _NOTES.get(name, "")])
     out += table(["extractor", "eval P", "eval R", "eval F1", "news P", "news R", "news F1", "pages/s/core", "×",
                   "what"], rows)
-    return out + ["", "The default is `hybrid` because it is the fastest setting that keeps both F1 scores of the "
-                  "previous default (`trafilatura`); the trafilatura modes also parse with a C-level element class "
-                  "lookup, which changes no output. None reaches twice trafilatura's defaults at that quality: "
-                  "trafilatura without its fallback on any page (`trafilatura_fast`) stays under 2x and loses F1, and "
-                  "a resiliparse first pass loses precision on about half the pages (routing measurements below).", ""]
+    return out + ["", "The default is `hybrid`: trafilatura's fast pass, its readability/jusText fallback only where "
+                  "the fast pass looks unreliable, run through sources/html_mirror.py, a mirror of trafilatura 2.3.1's "
+                  "steps for these settings with cheaper internals (Python predicates instead of its EXSLT-regex "
+                  "XPath pruning, no needless tree copies, the fallback reusing the fast pass). Its text is "
+                  "trafilatura's byte for byte (`hybrid_reference`, the same rule with `trafilatura.extract` itself, "
+                  "has the same scores; tests/sources/test_html_mirror.py), so it keeps both F1 scores of the "
+                  "previous default at over twice trafilatura's defaults' pages per CPU second. The trafilatura modes "
+                  "also parse with a C-level element class lookup, which changes no output. Without the mirror no "
+                  "setting reached 2x at that quality: trafilatura without its fallback on any page "
+                  "(`trafilatura_fast`) loses F1, and a resiliparse first pass loses precision on about half the "
+                  "pages (routing measurements below).", ""]
 
 
 def profile() -> list[str]:
     out = ["### Where extraction time goes", ""]
-    runs = [(name, load(f"extraction_profile_{name}")) for name in ("trafilatura", "hybrid", "resiliparse")]
+    runs = [(name, load(f"extraction_profile_{name}"))
+            for name in ("trafilatura", "hybrid_reference", "hybrid", "resiliparse")]
     runs = [(n, d) for n, d in runs if d]
     if not runs:
         return out + missing(".venv/bin/python -m bench.extraction_profile --extractor trafilatura")
@@ -57,7 +67,7 @@ def profile() -> list[str]:
     rows = [[p] + [d["seconds"].get(p) for _, d in runs]
             + [f"{d['share'][p]:.1%}" if p in d["share"] else "" for _, d in runs] for p in parts]
     rows.append(["total profiled CPU s"] + [d["cpu_seconds_profiled"] for _, d in runs] + ["" for _ in runs])
-    rows.append(["trafilatura runs (pages, plus the hybrid's fallbacks)"] + [d.get("trafilatura_runs") for _, d in runs]
+    rows.append(["trafilatura runs (pages, plus the hybrid's fallbacks; the mirror's for `hybrid`)"] + [d.get("trafilatura_runs") for _, d in runs]
                 + ["" for _ in runs])
     out += table(header, rows) + [""]
     views = next((d["prefilter_views"] for _, d in runs if "prefilter_views" in d), None)

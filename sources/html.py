@@ -6,8 +6,10 @@ declared charset that does not decode the bytes is passed over. Nothing here rai
 the last resort decodes with replacement characters.
 
 Extraction (sources/html_modes.py) is selectable, `[sources.cc.html] extractor = "hybrid" |
-"trafilatura" | "resiliparse"`; the default `hybrid` runs trafilatura's readability/jusText fallback
-only where trafilatura's fast pass looks unreliable, with the F1 of running it everywhere at less CPU.
+"trafilatura" | "resiliparse" | "hybrid_reference"`; the default `hybrid` runs trafilatura's
+readability/jusText fallback only where trafilatura's fast pass looks unreliable, with the F1 of running it
+everywhere at less CPU, and runs trafilatura's steps through a mirror with cheaper internals
+(sources/html_mirror.py) that gives trafilatura's text byte for byte at half the CPU.
 trafilatura's settings were chosen by measurement (bench/extraction_quality.py): `favor_precision`
 without user comments scores at least as well as the defaults on both annotated sets (trafilatura's
 987 pages, 130 news pages) and is faster. One pathological page must not stall a task, so each

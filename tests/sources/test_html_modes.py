@@ -59,7 +59,7 @@ def test_trafilatura_mode_gives_what_trafilatura_gives_on_the_page_string() -> N
 
 
 def test_unknown_extractor_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="extractor: must be one of hybrid, trafilatura, resiliparse"):
+    with pytest.raises(ConfigError, match="extractor: must be one of hybrid, trafilatura, resiliparse, hybrid_reference"):
         from_mapping(CommonCrawlConfig, {"html": {"extractor": "magic"}}, "x.toml: sources.cc")
     assert from_mapping(CommonCrawlConfig, {"html": {"extractor": "resiliparse"}}, "x").html.extractor == "resiliparse"
 
