@@ -26,7 +26,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from dedup import kernels
+from dedup.lazy import kernels
 from dedup.normalize import ShingleSpans
 
 MAX_HASH = np.uint32(0xFFFFFFFF)

@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dedup import kernels
+from dedup.lazy import kernels
 
 # Everything but letters, digits and combining marks (so Devanagari vowel signs stay in their word).
 _FOLD_PATTERN = r"[^\p{L}\p{N}\p{M}]+"

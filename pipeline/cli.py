@@ -51,15 +51,19 @@ def cmd_build(args: argparse.Namespace) -> int:
         check_files(config, sources, until=args.until)
         executor = _executor(args)
         try:
-            result = run_build(config, executor, sources=sources, workdir=workdir, until=args.until,
-                               allow_empty=args.allow_empty)
-        except EmptySourceError as exc:
-            print(f"corpus: error: {exc}", file=sys.stderr)
-            return 1
-        if result.stopped_after:
-            print(f"stopped after {result.stopped_after}: {result.final_dirs[0]}")
-            return 0
-        version = write_version(config, result, sources=sources, out=out, workdir=workdir)
+            try:
+                result = run_build(config, executor, sources=sources, workdir=workdir, until=args.until,
+                                   allow_empty=args.allow_empty)
+            except EmptySourceError as exc:
+                print(f"corpus: error: {exc}", file=sys.stderr)
+                return 1
+            if result.stopped_after:
+                print(f"stopped after {result.stopped_after}: {result.final_dirs[0]}")
+                return 0
+            version = write_version(config, result, sources=sources, out=out, workdir=workdir)
+        finally:
+            # now, not at exit: Ray's exit hook first sleeps 0.5 s for late log lines of tasks long done
+            executor.shutdown()
     print(f"corpus {config.corpus.name} version {version.version}: {version.dir}")
     print(f"manifest: {version.manifest_path}")
     failed = [f for s in result.steps for f in s.report.failed]
