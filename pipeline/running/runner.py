@@ -36,8 +36,8 @@ from pipeline.core.shards import (
 from pipeline.core.stage import Executor, GlobalStage, ShardStage
 from pipeline.running.executor import TaskFailure
 
-# what with_rejection gives for no rows, built without it: pyarrow imports pandas (~0.15 s at the start of
-# every command) to append a column to an empty table
+# what with_rejection gives for no rows, built without it: pyarrow imports pandas (~0.15 s) to append a
+# column to an empty table, and importing this module should not cost that to commands that never need it
 EMPTY_REJECTED = pa.Table.from_batches([], schema=DOC_SCHEMA.append(REJECT_FIELDS[0]).append(REJECT_FIELDS[1]))
 SHARD_MAX_DOCS = 20_000
 SHARD_MAX_TEXT_BYTES = 128 << 20
