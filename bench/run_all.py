@@ -16,6 +16,7 @@ BENCHES = [
     ["bench.minhash_vs_peers"],
     ["bench.extraction_quality"],
     ["bench.extraction_profile", "--extractor", "trafilatura"],
+    ["bench.extraction_profile", "--extractor", "hybrid_reference"],
     ["bench.extraction_profile", "--extractor", "hybrid"],
     ["bench.extraction_routing"],
     ["bench.extract_command", "--rounds", "3"],

@@ -9,8 +9,6 @@ every input, so a new document in a cluster with one is rejected naming it as `<
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -83,17 +81,28 @@ def survivor_task(partition: int, ctx: DedupContext) -> int:
     return len(starts)
 
 
-def write_task(item: tuple[int, str], ctx: DedupContext) -> dict[str, Any]:
-    """Write one input shard's kept and rejected documents with their cluster columns."""
-    shard, out_dir = item
+def write_task(item: tuple[int, str], ctx: DedupContext) -> dict[str, int]:
+    """Write the kept and rejected documents of one block's input shards with their cluster columns
+    (per block, so that its decisions and similarities are read once, not once per shard)."""
+    block, out_dir = item
+    decisions = read_dir(ctx.path("decisions", block))
+    sims = read_dir(ctx.path("sims", block))
+    totals = {"kept": 0, "rejected": 0}
+    for shard in ctx.block_shards(block):
+        if not ctx.is_reference(shard):
+            counts = _write_shard(ctx, shard, rows_of_shard(decisions, shard), rows_of_shard(sims, shard), out_dir)
+            totals = {k: totals[k] + counts[k] for k in totals}
+    return totals
+
+
+def _write_shard(ctx: DedupContext, shard: int, dec: pa.Table | None, sims: pa.Table | None,
+                 out_dir: str) -> dict[str, int]:
     path = as_path(ctx.shards[shard])
     table = read_table(path)
     n = table.num_rows
     cluster = table.column("id").to_pylist()
     size = np.ones(n, np.int64)
     kind = np.full(n, SURVIVOR, np.int8)
-    block = int(ctx.block_of(np.array([shard]))[0])
-    dec = rows_of_shard(read_dir(ctx.path("decisions", block)), shard)
     if dec is not None:
         rows = dec.column("node").to_numpy() & ROW_MASK
         size[rows] = dec.column("size").to_numpy()
@@ -101,7 +110,6 @@ def write_task(item: tuple[int, str], ctx: DedupContext) -> dict[str, Any]:
         for r, s in zip(rows.tolist(), dec.column("survivor").to_pylist(), strict=True):
             cluster[r] = s
     similarity = np.full(n, np.nan)
-    sims = rows_of_shard(read_dir(ctx.path("sims", block)), shard)
     if sims is not None:
         np.fmax.at(similarity, sims.column("node").to_numpy() & ROW_MASK, sims.column("sim").to_numpy())
     for name in ("dup_cluster", "dup_cluster_size", "dup_similarity"):

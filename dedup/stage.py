@@ -12,7 +12,7 @@ Every step is a set of parallel tasks over files in `scratch`, so no process hol
 4. connected components of all edges (dedup/components.py, large-star/small-star);
 5. per block, then per cluster partition (dedup/clusters.py): one survivor per cluster by (source
    priority, higher quality score, smaller id), which depends only on the documents;
-6. per input shard: write kept documents (with `dup_cluster`, `dup_cluster_size`) and rejected ones
+6. per block, each of its input shards: write kept documents (with `dup_cluster`, `dup_cluster_size`) and rejected ones
    (`exact-dup:<survivor id>` when their normalized text equals the survivor's, else `near-dup:...`).
 
 With `against` (earlier corpus versions), their documents join steps 1-5 as reference shards that
@@ -193,7 +193,7 @@ class DedupStage(GlobalStage):
         executor.map(members_task, [(q, str(final)) for q in range(parts)], desc="dedup: members", shared=shared)
         executor.map(attrs_task, every_block, desc="dedup: cluster attributes", shared=shared)
         executor.map(survivor_task, list(range(parts)), desc="dedup: survivors", shared=shared)
-        executor.map(write_task, [(i, str(out_dir)) for i in range(n)], desc="dedup: write", shared=shared)
+        executor.map(write_task, [(b, str(out_dir)) for b in every_block], desc="dedup: write", shared=shared)
         reused = sum(s["reused"] for s in signed)
         write_json({"shards": n_all, "signatures_reused": reused, "signatures_computed": n_all - reused,
                     "reference_docs": sum(parquet_num_rows(p) for _, p, _ in refs),
@@ -211,6 +211,7 @@ def default_partitions(docs: int, rows_per_doc: int, workers: int) -> int:
 
 
 def default_blocks(docs: int, workers: int) -> int:
-    """Blocks of about DOCS_PER_BLOCK documents, at least two per worker: an exchange writes up to
-    blocks x blocks (or partitions) files, and a block task holds one block's signatures (~100 MB)."""
-    return max(2 * workers, -(-docs // DOCS_PER_BLOCK))
+    """Blocks of about DOCS_PER_BLOCK documents, at least four per worker (a block's tasks do unequal
+    work): an exchange writes up to blocks x blocks (or partitions) files, and a block task holds one
+    block's signatures (~100 MB)."""
+    return max(4 * workers, -(-docs // DOCS_PER_BLOCK))

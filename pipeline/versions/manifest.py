@@ -32,6 +32,7 @@ from pipeline.core.io import (
     copy_file,
     makedirs,
     parquet_bytes,
+    parquet_num_rows,
     read_json,
     sha256_file,
     write_bytes_atomic,
@@ -170,7 +171,7 @@ def write_version(config: BuildConfig, result, *, sources: list[str], out: str |
     shards = sorted((p for d in result.final_dirs for p in list_shards(d)), key=lambda p: p.name)
     # (source, path in the version, entry extras), in manifest order
     plan: list[tuple[Any, str, dict[str, Any]]] = [
-        (shard, f"docs/{shard.name}", {"docs": read_table(shard, columns=["id"]).num_rows}) for shard in shards]
+        (shard, f"docs/{shard.name}", {"docs": parquet_num_rows(shard)}) for shard in shards]
     files = [{"path": rel, "bytes": src.stat().st_size, "sha256": sha256_file(src), **extra} for src, rel, extra in plan]
     tokens_summary: dict[str, Any] = {}
     if result.outputs_dir is not None:

@@ -206,7 +206,7 @@ def test_default_partitions_and_blocks_follow_the_data_not_the_shard_count(tmp_p
     # Every exchange writes (tasks x destinations) files: destinations that grew with the shard count
     # made a 1M-document run spend most of its time on 10,000-file exchanges.
     assert default_partitions(400, rows_per_doc=25, workers=2) == 4  # 2 per worker
-    assert default_blocks(400, workers=2) == 4
+    assert default_blocks(400, workers=2) == 8  # 4 per worker
     monkeypatch.setattr(dedup_stage, "_BAND_ROWS_PER_PARTITION", 1000)
     assert default_partitions(400, rows_per_doc=25, workers=2) == 10  # 400 docs x 25 rows / 1000
     assert default_blocks(10_000_000, workers=2) == 10_000_000 // dedup_stage.DOCS_PER_BLOCK
