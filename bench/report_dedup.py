@@ -70,12 +70,19 @@ def growth() -> list[str]:
     out += [f"The end-to-end build of bench/pipeline_vs_datatrove.py at {d['scale']}x ({d['pages_full']:,} pages), "
             f"then the same work directory with one more copy of the page set ({d['pages_added']:,} pages, "
             f"1/{d['scale']} more), {d['workers']} workers; each a whole `corpus build` command, timed.", ""]
-    rows = [["full build", d["full_wall_s"], 1.0], ["grown by one WARC copy", d["grown_wall_s"], d["grown_over_full"]]]
-    if "fresh_wall_s" in d:
-        rows.append(["grown inputs from scratch", d["fresh_wall_s"], round(d["fresh_wall_s"] / d["full_wall_s"], 3)])
-    out += table(["build", "wall s", "÷ full"], rows)
-    if "grown_equals_fresh" in d:
-        out += ["", f"Grown version equal to the from-scratch one, every file: {d['grown_equals_fresh']}."]
+    rows = []
+    for run in (d, load("incremental_bench_cluster")):
+        if not run:
+            continue
+        ray = run.get("ray", "a local instance per command")
+        rows += [["full build", ray, run["full_wall_s"], 1.0],
+                 ["grown by one WARC copy", ray, run["grown_wall_s"], run["grown_over_full"]]]
+        if "fresh_wall_s" in run:
+            rows.append(["grown inputs from scratch", ray, run["fresh_wall_s"],
+                         round(run["fresh_wall_s"] / run["full_wall_s"], 3)])
+        if "grown_equals_fresh" in run:
+            rows.append([f"grown == from scratch, every file: {run['grown_equals_fresh']}", ray, None, None])
+    out += table(["build", "Ray", "wall s", "÷ full"], rows)
     out += ["", "Per step of the grown build (task seconds; the full build's beside them):", ""]
     out += table(["step", "tasks reused", "computed", "task s", "full build task s"],
                  [[k, v["reused"], v["computed"], v["task_s"], v["full_task_s"]] for k, v in d["grown_steps"].items()])
