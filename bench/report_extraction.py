@@ -121,24 +121,5 @@ def routing() -> list[str]:
     return out + table(["rule", "pages to trafilatura", "eval F1", "news F1", "× trafilatura pages/s"], rows) + [""]
 
 
-def end_to_end() -> list[str]:
-    d = load("pipeline_vs_datatrove_hybrid")
-    out = ["### End to end with the hybrid extractor", ""]
-    if not d:
-        return out + missing(".venv/bin/python -m bench.pipeline_vs_datatrove --peer-scales 1 --scales 1 "
-                             "--out bench/results/pipeline_vs_datatrove_hybrid.json")
-    runs = [r for r in d["runs"] if "error" not in r]
-    out += [f"The 1x rows of the end-to-end comparison above measured again in one run on {d['machine']['date']} "
-            f"(load average before {d['machine']['load_before']}), corpusforge with `extractor = \"hybrid\"`, "
-            "the default now.", ""]
-    rows = [[r["label"], r["records"], r["wall_s"], r["docs_per_s_per_core"], r["cpu_s"], r["counts"].get("extracted"),
-             r["counts"].get("dedup_kept")] for r in runs]
-    out += table(["run", "records", "wall s", "docs/s/core", "CPU s", "extracted", "dedup kept"], rows)
-    ratios = ", ".join(f"{k} {v}×" for k, v in d.get("ratios_corpusforge_over_datatrove_docs_per_s", {}).items())
-    return out + ["", f"corpusforge equivalent ÷ datatrove, docs/s per core: {ratios or 'n/a'} (the goal of 2x is "
-                  "not met: extraction is still most of the work). The 2-worker runs include starting Ray (about "
-                  "6 s); the 1-worker run now runs in the `corpus` process without it.", ""]
-
-
 def extraction_sections() -> list[str]:
-    return [line for part in (quality, profile, command, routing, end_to_end) for line in part()]
+    return [line for part in (quality, profile, command, routing) for line in part()]
