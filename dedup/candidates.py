@@ -52,7 +52,7 @@ def bucket_task(partition: int, ctx: DedupContext) -> tuple[int, int]:
         keep = u < first_ref
         n_exact = int(keep.sum())
         if n_exact:
-            write_edges(u[keep], v[keep], ctx.path("edges"), f"exact-{partition:05d}", ctx.partitions)
+            write_edges(u[keep], v[keep], ctx.path("edges"), f"exact-{partition:05d}", ctx.blocks)
             write_similarities(u[keep], v[keep], np.ones(n_exact), ctx, f"exact-{partition:05d}")
     bands = read_dir(ctx.path("bands", partition)) if cfg.near else None
     if bands is not None:
@@ -197,7 +197,7 @@ class _Edges:
     def write(self, ctx: DedupContext, name: str) -> int:
         u, v, sim = np.concatenate(self.u), np.concatenate(self.v), np.concatenate(self.sim)
         if len(u):
-            write_edges(u, v, ctx.path("edges"), name, ctx.partitions)
+            write_edges(u, v, ctx.path("edges"), name, ctx.blocks)
             write_similarities(u, v, sim, ctx, name)
         return len(u)
 

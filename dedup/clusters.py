@@ -49,7 +49,7 @@ def attrs_task(block: int, ctx: DedupContext) -> int:
                                "source_rank": docs.column("source_rank"), "quality": docs.column("quality"),
                                "text_hash": docs.column("text_hash")}))
     table = pa.concat_tables(parts)
-    part = node_partition(table.column("root").to_numpy(), ctx.partitions)
+    part = node_partition(table.column("root").to_numpy(), ctx.blocks)
     for q in np.unique(part).tolist():
         write_scratch_table(table.filter(pa.array(part == q)), ctx.path("clusters", q, f"{block:05d}.parquet"))
     return table.num_rows

@@ -9,6 +9,9 @@ Exchanges between steps address blocks, runs of consecutive shards (~`DOCS_PER_B
 not shards: a step that sends every task's rows to every destination writes tasks x destinations
 files, and with one destination per shard that grew with the square of the corpus (10M documents in
 1,000 shards: up to a million files per exchange). Blocks only group files; no result depends on them.
+The clustering steps (edges, connected components, survivors) hash their nodes into as many partitions
+as there are blocks: their data (cluster members) is a fraction of the band keys', and partitions sized
+for band keys made each of their rounds write partitions x partitions files.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ class DedupContext:
     ref_versions: list[str] = field(default_factory=list)  # per reference shard: its version's name
     ref_sha256: list[str] = field(default_factory=list)  # per reference shard: its sha256 in the manifest
     sig_dirs: list[str] = field(default_factory=list)  # per shard, after the signature step
-    blocks: int = 1  # runs of consecutive shards that exchanges address (see the module docstring)
+    blocks: int = 1  # runs of consecutive shards that exchanges address; also the clustering's partitions
 
     def path(self, *parts: str | int) -> AnyPath:
         out = as_path(self.work)

@@ -67,8 +67,8 @@ class DedupConfig:
     all_pairs_max: int = 64  # larger LSH buckets are linked by star + chain instead of all pairs
     source_priority: list[str] = field(default_factory=list)  # survivor preference, best first
     quality_column: str = "quality_classifier_score"  # higher wins among equal priority, if present
-    partitions: int = 0  # hash partitions for buckets and components; 0 = from the data size and workers
-    blocks: int = 0  # runs of shards that exchanges address; 0 = from the data size and workers (never changes results)
+    partitions: int = 0  # hash partitions of the LSH buckets; 0 = from the data size and workers
+    blocks: int = 0  # runs of shards that exchanges address, and the clustering's partitions; 0 = from the data size and workers (never changes results)
     against: list[str] = field(default_factory=list)  # earlier versions (dirs or manifests): their docs win
 
     path_options: ClassVar[tuple[tuple[str, str], ...]] = (("against", "paths"),)
@@ -189,10 +189,10 @@ class DedupStage(GlobalStage):
                 executor.map(attach_sets_task, every_block, desc="dedup: shingle sets", shared=shared)
                 near += sum(executor.map(verify_sets_task, every_block, desc="dedup: verify exactly",
                                          shared=shared))
-        final = connected_components(work / "edges", work / "cc", parts, executor)
-        executor.map(members_task, [(q, str(final)) for q in range(parts)], desc="dedup: members", shared=shared)
+        final = connected_components(work / "edges", work / "cc", blocks, executor)
+        executor.map(members_task, [(q, str(final)) for q in every_block], desc="dedup: members", shared=shared)
         executor.map(attrs_task, every_block, desc="dedup: cluster attributes", shared=shared)
-        executor.map(survivor_task, list(range(parts)), desc="dedup: survivors", shared=shared)
+        executor.map(survivor_task, every_block, desc="dedup: survivors", shared=shared)
         executor.map(write_task, [(b, str(out_dir)) for b in every_block], desc="dedup: write", shared=shared)
         reused = sum(s["reused"] for s in signed)
         write_json({"shards": n_all, "signatures_reused": reused, "signatures_computed": n_all - reused,

@@ -271,7 +271,7 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="corpus", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -380,7 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--in", dest="in_dirs", nargs="+", required=True, metavar="DIR")
         p.add_argument("--out", required=True)
         p.add_argument("--config", help=f"take options from this build config's [stages.{name}]")
-        stage_class(name).add_cli_arguments(p)
+        if command in (None, name):  # a stage's own options: its module is imported only when it runs
+            stage_class(name).add_cli_arguments(p)
         _add_runtime(p)
         p.set_defaults(func=cmd_stage)
     return parser
@@ -396,7 +397,8 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.running.registry import UnknownSourceError
     from pipeline.running.runner import StageFailed
 
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(next((a for a in argv if not a.startswith("-")), "")).parse_args(argv)
     try:
         return args.func(args)
     except (ConfigError, InputError, UnknownSourceError, ShardError, StageFailed, AccountingError, TaskError,
