@@ -51,16 +51,15 @@ def cmd_build(args: argparse.Namespace) -> int:
         check_files(config, sources, until=args.until)
         executor = _executor(args)
         try:
-            try:
-                result = run_build(config, executor, sources=sources, workdir=workdir, until=args.until,
-                                   allow_empty=args.allow_empty)
-            except EmptySourceError as exc:
-                print(f"corpus: error: {exc}", file=sys.stderr)
-                return 1
+            result = run_build(config, executor, sources=sources, workdir=workdir, until=args.until,
+                               allow_empty=args.allow_empty)
             if result.stopped_after:
                 print(f"stopped after {result.stopped_after}: {result.final_dirs[0]}")
                 return 0
             version = write_version(config, result, sources=sources, out=out, workdir=workdir)
+        except EmptySourceError as exc:
+            print(f"corpus: error: {exc}", file=sys.stderr)
+            return 1
         finally:
             # now, not at exit: Ray's exit hook first sleeps 0.5 s for late log lines of tasks long done
             executor.shutdown()

@@ -19,7 +19,7 @@ from pipeline.core import accounting
 from pipeline.core.config import stable_hash
 from pipeline.core.extractor import Extractor, WorkUnit
 from pipeline.core.io import AnyPath, as_path, makedirs, remove_tree
-from pipeline.core.schema import DOC_SCHEMA, REJECT_FIELDS, Doc, Rejected, docs_to_table, with_rejection
+from pipeline.core.schema import DOC_SCHEMA, Doc, Rejected, docs_to_table, with_rejection
 from pipeline.core.shardcache import ShardCache, content_key
 from pipeline.core.shards import (
     REJECTED_DIR,
@@ -36,9 +36,6 @@ from pipeline.core.shards import (
 from pipeline.core.stage import Executor, GlobalStage, ShardStage
 from pipeline.running.executor import TaskFailure
 
-# what with_rejection gives for no rows, built without it: pyarrow imports pandas (~0.15 s) to append a
-# column to an empty table, and importing this module should not cost that to commands that never need it
-EMPTY_REJECTED = pa.Table.from_batches([], schema=DOC_SCHEMA.append(REJECT_FIELDS[0]).append(REJECT_FIELDS[1]))
 SHARD_MAX_DOCS = 20_000
 SHARD_MAX_TEXT_BYTES = 128 << 20
 
@@ -197,7 +194,7 @@ def _extract_unit(cls: type, config: Any, unit: WorkUnit, out_dir: AnyPath, star
         name = f"{cls.name}-{unit.key}-{len(outputs):05d}.parquet"
         table = docs_to_table(kept)
         write_table(table, out_dir / name)
-        accounting.merge(counts, accounting.count_shard(None, table, EMPTY_REJECTED))
+        accounting.merge(counts, accounting.count_shard(None, table, with_rejection(DOC_SCHEMA.empty_table(), "", [])))
         outputs.append(name)
         kept, kept_bytes = [], 0
 
