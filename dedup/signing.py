@@ -131,23 +131,21 @@ def scatter_task(block: int, ctx: DedupContext) -> None:
             keys.append(minhash.band_keys(sig[usable], ctx.bands, ctx.rows))
             near_nodes.append(nodes[usable])
     if cfg.exact:
-        nodes = np.concatenate(exact_nodes)
-        part = exact.hash_partition(hashes, ctx.partitions)
-        for p in np.unique(part).tolist():
-            sel = np.flatnonzero(part == p)
-            write_scratch_table(pa.table({"hash": pa.array([hashes[i] for i in sel], pa.binary(exact.HASH_BYTES)),
-                                  "node": pa.array(nodes[sel])}),
-                        ctx.path("exact", p, f"{block:05d}.parquet"))
+        table = pa.table({"hash": pa.array(hashes, pa.binary(exact.HASH_BYTES)), "node": pa.array(np.concatenate(exact_nodes))})
+        _write_by_partition(table, exact.hash_partition(hashes, ctx.partitions), ctx, "exact", block)
     if cfg.near:
         band_keys, nodes = np.concatenate(keys), np.concatenate(near_nodes)
-        part = lsh.band_partition(band_keys, ctx.partitions).ravel()
-        order = np.argsort(part, kind="stable")  # row-major: by node, then band, within a partition
-        band_ids = np.tile(np.arange(ctx.bands, dtype=np.int16), len(nodes))[order]
-        band_keys, node_m = band_keys.ravel()[order], np.repeat(nodes, ctx.bands)[order]
-        bounds = np.searchsorted(part[order], np.arange(ctx.partitions + 1))
-        for p in range(ctx.partitions):
-            lo, hi = int(bounds[p]), int(bounds[p + 1])
-            if hi > lo:
-                write_scratch_table(pa.table({"band": pa.array(band_ids[lo:hi]), "key": pa.array(band_keys[lo:hi]),
-                                      "node": pa.array(node_m[lo:hi])}),
-                            ctx.path("bands", p, f"{block:05d}.parquet"))
+        table = pa.table({"band": pa.array(np.tile(np.arange(ctx.bands, dtype=np.int16), len(nodes))),
+                          "key": pa.array(band_keys.ravel()), "node": pa.array(np.repeat(nodes, ctx.bands))})
+        _write_by_partition(table, lsh.band_partition(band_keys, ctx.partitions).ravel(), ctx, "bands", block)
+
+
+def _write_by_partition(table: pa.Table, part: np.ndarray, ctx: DedupContext, kind: str, block: int) -> None:
+    """Rows of `table` to `<kind>/<partition>/<block>.parquet`: one sort, then a slice per partition."""
+    order = np.argsort(part, kind="stable")
+    table = table.take(pa.array(order))
+    bounds = np.searchsorted(part[order], np.arange(ctx.partitions + 1))
+    for p in range(ctx.partitions):
+        lo, hi = int(bounds[p]), int(bounds[p + 1])
+        if hi > lo:
+            write_scratch_table(table.slice(lo, hi - lo), ctx.path(kind, p, f"{block:05d}.parquet"))

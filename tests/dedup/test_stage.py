@@ -209,7 +209,7 @@ def test_default_partitions_and_blocks_follow_the_data_not_the_shard_count(tmp_p
     assert default_blocks(400, workers=2) == 8  # 4 per worker
     monkeypatch.setattr(dedup_stage, "_BAND_ROWS_PER_PARTITION", 1000)
     assert default_partitions(400, rows_per_doc=25, workers=2) == 10  # 400 docs x 25 rows / 1000
-    assert default_blocks(10_000_000, workers=2) == 10_000_000 // dedup_stage.DOCS_PER_BLOCK
+    assert default_blocks(10_000_000, workers=2) == 50  # 200,000 documents each
 
 
 def test_exchanges_address_blocks_of_shards(corpus, tmp_path):
