@@ -28,7 +28,14 @@ import pyarrow.compute as pc
 from pipeline.core.config import at_least, fractions, require, stable_hash, to_plain
 from pipeline.core.io import AnyPath, as_path, parquet_bytes, remove_tree, sha256_file, write_bytes_atomic
 from pipeline.core.schema import with_rejection
-from pipeline.core.shards import REJECTED_DIR, read_json, read_table, write_json, write_table
+from pipeline.core.shards import (
+    REJECTED_DIR,
+    read_json,
+    read_table,
+    write_json,
+    write_scratch_table,
+    write_table,
+)
 from pipeline.core.stage import Executor
 
 MIX_VERSION = "1"
@@ -157,7 +164,7 @@ def _scatter_task(args: tuple[str, str, MixConfig, dict[str, float], dict[str, i
     for (split, part), (idx, keys, eps) in rows.items():
         b = carried.take(pa.array(idx, pa.int64()))
         b = b.append_column(_KEY, pa.array(keys, pa.uint64())).append_column(_EPOCH, pa.array(eps, pa.int32()))
-        write_table(b, scratch / split / f"{part:05d}" / p.name)
+        write_scratch_table(b, scratch / split / f"{part:05d}" / p.name)  # read back once, by the gather
     rejected = with_rejection(table.take(pa.array(rejected_rows, pa.int64())), "mix", reasons)
     write_table(rejected, as_path(out_dir) / REJECTED_DIR / p.name)
     counts: dict[str, int] = {}

@@ -11,6 +11,7 @@ cannot reach is a `ClusterError` naming it, in one line. Usage stats are off in 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import traceback
@@ -205,7 +206,23 @@ class RayExecutor:
         return results
 
     def shutdown(self) -> None:
+        self._stop_autoscaler_monitor()
         self._ray.shutdown()
+
+    def _stop_autoscaler_monitor(self) -> None:
+        """Kill the autoscaler monitor of an instance we started, before `ray.shutdown()` does.
+
+        Ray stops the GCS first; the monitor, told to stop after it, tries to report its end to the
+        GCS and is only killed when its 1 s grace runs out: a second added to every command. It holds
+        no state (it autoscales a cluster, and our local instance has none to scale)."""
+        node = getattr(getattr(self._ray, "_private", None), "worker", None)
+        node = getattr(node, "_global_node", None)
+        if node is None or self.address not in (None, "local"):
+            return
+        for info in getattr(node, "all_processes", {}).get("monitor", []):
+            with contextlib.suppress(Exception):  # Ray's own shutdown handles the rest
+                info.process.kill()
+                info.process.wait(timeout=1)
 
 
 class SerialExecutor:

@@ -28,7 +28,7 @@ class Progress:
         elapsed = max(now - self.start, 1e-9)
         rate = self.done / elapsed
         eta = (self.total - self.done) / rate if rate > 0 else 0.0
-        return f"{self.desc}: {self.done}/{self.total} tasks, {rate:.2f}/s, {elapsed:.0f}s elapsed, eta {eta:.0f}s"
+        return f"{self.desc}: {self.done}/{self.total} tasks, {rate:.2f}/s, {elapsed:.1f}s elapsed, eta {eta:.0f}s"
 
     def _draw(self, now: float) -> None:
         width = 24

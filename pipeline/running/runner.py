@@ -332,21 +332,31 @@ def run_global_stage(
     if not done:
         stage.run(in_shards, out_dir, scratch, executor, ShardCache(shard_cache))
     report = StageReport(stage.name, out_dir, shards_total=len(in_shards))
+    recorded = _recorded(out_dir)
+    counted = iter(executor.map(_count_global_shard, [(str(p), str(out_dir)) for p in in_shards if p.stem not in recorded],
+                                desc=f"{stage.name}: count"))
     for p in in_shards:
-        rec = _existing_record(out_dir, p.stem)
-        if rec is None:
-            kept = read_table(out_dir / f"{p.stem}.parquet")
-            rejected = read_table(out_dir / REJECTED_DIR / f"{p.stem}.parquet")
-            rec = _finish_task(out_dir, p.stem, accounting.count_shard(read_table(p), kept, rejected), [p.name],
-                               [p.name], started)
-            rec["seconds"] = 0.0
-        _add_record(report, rec)
+        rec = _existing_record(out_dir, p.stem) if p.stem in recorded else None
+        _add_record(report, rec or next(counted))
     if not done:
         report.seconds = time.perf_counter() - started
     _write_stage_file(report)
     if not done:
         remove_tree(scratch)
     return report
+
+
+def _count_global_shard(args: tuple[str, str]) -> dict[str, Any]:
+    """Count one input shard of a global stage and what the stage wrote for it (a task: the text
+    columns of every shard are read, in parallel, not by the driver), and write its task record."""
+    in_path, out_dir_s = args
+    p, out_dir = as_path(in_path), as_path(out_dir_s)
+    kept = read_table(out_dir / f"{p.stem}.parquet", columns=["source", "text"])
+    rejected = read_table(out_dir / REJECTED_DIR / f"{p.stem}.parquet", columns=["source", "reason", "text"])
+    counts = accounting.count_shard(read_table(p, columns=["source", "text"]), kept, rejected)
+    rec = _finish_task(out_dir, p.stem, counts, [p.name], [p.name], time.perf_counter())
+    rec["seconds"] = 0.0
+    return rec
 
 
 class StageFailed(RuntimeError):

@@ -71,16 +71,14 @@ def portable_meta(meta: str | None) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
-def build_samples(step_dirs: list[AnyPath], per_reason: int = SAMPLES_PER_REASON) -> pa.Table:
+def build_samples(shards: list[AnyPath], rejected: list[pa.Table], per_reason: int = SAMPLES_PER_REASON) -> pa.Table:
     """Bottom-k samples by id hash of every step's rejected documents, per (stage, reason key, source).
 
-    Reads ids and reasons of every rejected shard (as the rejected ledger does), then only the rows
-    chosen, shard by shard.
+    `rejected`: each shard's id, source, stage and reason columns, as the rejected ledger reads them;
+    then only the shards holding a chosen row are read again, for those rows.
     """
     best: dict[tuple[str, str, str], list[tuple[int, str, int, int]]] = defaultdict(list)  # max-heaps by -rank
-    shards = [s for d in step_dirs for s in list_rejected(d)]
-    for n, shard in enumerate(shards):
-        t = read_table(shard, columns=["id", "source", "stage", "reason"])
+    for n, t in enumerate(rejected):
         for row, (doc_id, source, stage, reason) in enumerate(zip(
                 *(t.column(c).to_pylist() for c in ("id", "source", "stage", "reason")), strict=True)):
             heap = best[(stage, reason_key(reason), source)]

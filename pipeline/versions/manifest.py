@@ -128,19 +128,25 @@ def build_ledger(shards: list[AnyPath]) -> pa.Table:
     return pa.concat_tables(parts)
 
 
-def build_rejected_ledger(step_dirs: list[AnyPath]) -> pa.Table:
+def read_rejected(step_dirs: list[AnyPath]) -> tuple[list[AnyPath], list[pa.Table]]:
+    """Every step's rejected shards and their REJECTED_COLUMNS: read once for the rejected ledger and
+    the samples."""
+    shards = [s for d in step_dirs for s in list_rejected(d)]
+    return shards, [read_table(s, columns=list(REJECTED_COLUMNS)) for s in shards]
+
+
+def build_rejected_ledger(rejected: list[pa.Table]) -> pa.Table:
     """Every rejected document of every step: id, source, stage, reason — what `corpus diff` explains
-    with — and its url and meta, where it came from (WARC file and offset, dump, ebook), for `corpus trace`."""
+    with — and its url and meta, where it came from (WARC file and offset, dump, ebook), for `corpus trace`.
+    `rejected`: the tables of `read_rejected`."""
     parts = []
-    for d in step_dirs:
-        for shard in list_rejected(d):
-            t = read_table(shard, columns=list(REJECTED_COLUMNS))
-            meta = t.column("meta").cast(pa.string())
-            with_file = pc.fill_null(pc.match_substring(meta, '"file"'), False)
-            if pc.any(with_file).as_py():  # only those rows are parsed
-                meta = pa.array([portable_meta(m) if f else m for m, f in zip(
-                    meta.to_pylist(), with_file.to_pylist(), strict=True)], pa.string())
-            parts.append(t.set_column(t.schema.get_field_index("meta"), "meta", meta))
+    for t in rejected:
+        meta = t.column("meta").cast(pa.string())
+        with_file = pc.fill_null(pc.match_substring(meta, '"file"'), False)
+        if pc.any(with_file).as_py():  # only those rows are parsed
+            meta = pa.array([portable_meta(m) if f else m for m, f in zip(
+                meta.to_pylist(), with_file.to_pylist(), strict=True)], pa.string())
+        parts.append(t.set_column(t.schema.get_field_index("meta"), "meta", meta))
     schema = pa.schema([(c, pa.string()) for c in REJECTED_COLUMNS])
     if not parts:
         return schema.empty_table()
@@ -181,9 +187,11 @@ def write_version(config: BuildConfig, result, *, sources: list[str], out: str |
                   for src, rel, extra in extra_plan]
     ledger = build_ledger(shards)
     ledger_bytes = parquet_bytes(ledger)
-    rejected = build_rejected_ledger([s.out_dir for s in result.steps])
+    rejected_shards, rejected_tables = read_rejected([s.out_dir for s in result.steps])
+    rejected = build_rejected_ledger(rejected_tables)
     rejected_bytes = parquet_bytes(rejected)
-    samples = build_samples([s.out_dir for s in result.steps])
+    samples = build_samples(rejected_shards, rejected_tables)
+    del rejected_tables
     samples_bytes = parquet_bytes(samples)
     content = [f["sha256"] for f in files] + [_sha(ledger_bytes), _sha(rejected_bytes), _sha(samples_bytes)]
     version = stable_hash({"build": build_key, "content": content}, n=12)
