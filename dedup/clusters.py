@@ -9,14 +9,20 @@ every input, so a new document in a cluster with one is rejected naming it as `<
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from dedup.components import node_partition, read_edges, roots
 from dedup.context import ROW_MASK, DedupContext, read_dir, read_docs, rows_of_shard, write_by_block
-from pipeline.core.io import as_path
+from pipeline.core import accounting
+from pipeline.core.io import AnyPath, as_path, parquet_num_rows
 from pipeline.core.schema import with_rejection
+from pipeline.core.shardcache import ShardCache
 from pipeline.core.shards import REJECTED_DIR, read_table, write_scratch_table, write_table
 
 SURVIVOR, EXACT_DUP, NEAR_DUP = 0, 1, 2
@@ -81,49 +87,89 @@ def survivor_task(partition: int, ctx: DedupContext) -> int:
     return len(starts)
 
 
-def write_task(item: tuple[int, str], ctx: DedupContext) -> dict[str, int]:
+def write_task(item: tuple[int, str, ShardCache], ctx: DedupContext) -> dict[str, Any]:
     """Write the kept and rejected documents of one block's input shards with their cluster columns
-    (per block, so that its decisions and similarities are read once, not once per shard)."""
-    block, out_dir = item
+    (per block, so that its decisions and similarities are read once, not once per shard).
+
+    What a shard's output holds depends only on its content and on the decisions for its rows, so it
+    is kept in the shard cache by both: in a grown corpus most shards' decisions did not change, and
+    they are copied (hard links locally) instead of read and written again. Returns each shard's counts
+    (by file name) and how many shards were written anew."""
+    block, out_dir, cache = item
     decisions = read_dir(ctx.path("decisions", block))
     sims = read_dir(ctx.path("sims", block))
-    totals = {"kept": 0, "rejected": 0}
+    counts: dict[str, dict[str, Any]] = {}
+    rewritten = 0
     for shard in ctx.block_shards(block):
-        if not ctx.is_reference(shard):
-            counts = _write_shard(ctx, shard, rows_of_shard(decisions, shard), rows_of_shard(sims, shard), out_dir)
-            totals = {k: totals[k] + counts[k] for k in totals}
-    return totals
+        if ctx.is_reference(shard):
+            continue
+        path = as_path(ctx.shards[shard])
+        decided = Decisions.of(parquet_num_rows(path), rows_of_shard(decisions, shard), rows_of_shard(sims, shard))
+        entry = cache.entry(ctx.sha256[shard], kind="written", decisions=decided.digest())
+        files = {"kept.parquet": as_path(out_dir) / path.name,
+                 "rejected.parquet": as_path(out_dir) / REJECTED_DIR / path.name}
+        if (record := cache.lookup(entry)) is not None:
+            cache.restore(entry, files)
+        else:
+            record = {"counts": _write_shard(path, decided, files)}
+            cache.store(entry, files, record)
+            rewritten += 1
+        counts[path.name] = record["counts"]
+    return {"counts": counts, "rewritten": rewritten}
 
 
-def _write_shard(ctx: DedupContext, shard: int, dec: pa.Table | None, sims: pa.Table | None,
-                 out_dir: str) -> dict[str, int]:
-    path = as_path(ctx.shards[shard])
+@dataclass
+class Decisions:
+    """What dedup decided for each row of one input shard: all its written shards depend on besides
+    the shard's content."""
+
+    rows: np.ndarray  # rows in a cluster of two or more documents, ascending
+    survivors: list[str]  # the id of each of those rows' survivor
+    size: np.ndarray  # per row: its cluster's size
+    kind: np.ndarray  # per row: SURVIVOR, EXACT_DUP or NEAR_DUP
+    similarity: np.ndarray  # per row: the highest similarity of its verified edges (NaN: none)
+
+    @classmethod
+    def of(cls, n: int, dec: pa.Table | None, sims: pa.Table | None) -> Decisions:
+        size, kind = np.ones(n, np.int64), np.full(n, SURVIVOR, np.int8)
+        rows, survivors = np.zeros(0, np.int64), []
+        if dec is not None:
+            node_rows = dec.column("node").to_numpy() & ROW_MASK
+            order = np.argsort(node_rows, kind="stable")
+            rows = node_rows[order]
+            size[rows] = dec.column("size").to_numpy()[order]
+            kind[rows] = dec.column("kind").to_numpy()[order]
+            survivors = dec.column("survivor").take(pa.array(order)).to_pylist()
+        similarity = np.full(n, np.nan)
+        if sims is not None:
+            np.fmax.at(similarity, sims.column("node").to_numpy() & ROW_MASK, sims.column("sim").to_numpy())
+        return cls(rows, survivors, size, kind, np.round(similarity, 6))
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for a in (self.rows, self.size, self.kind, self.similarity):
+            h.update(np.ascontiguousarray(a).tobytes())
+        h.update("\0".join(self.survivors).encode())
+        return h.hexdigest()
+
+
+def _write_shard(path: AnyPath, decided: Decisions, files: dict[str, AnyPath]) -> dict[str, Any]:
     table = read_table(path)
-    n = table.num_rows
     cluster = table.column("id").to_pylist()
-    size = np.ones(n, np.int64)
-    kind = np.full(n, SURVIVOR, np.int8)
-    if dec is not None:
-        rows = dec.column("node").to_numpy() & ROW_MASK
-        size[rows] = dec.column("size").to_numpy()
-        kind[rows] = dec.column("kind").to_numpy()
-        for r, s in zip(rows.tolist(), dec.column("survivor").to_pylist(), strict=True):
-            cluster[r] = s
-    similarity = np.full(n, np.nan)
-    if sims is not None:
-        np.fmax.at(similarity, sims.column("node").to_numpy() & ROW_MASK, sims.column("sim").to_numpy())
+    for r, s in zip(decided.rows.tolist(), decided.survivors, strict=True):
+        cluster[r] = s
     for name in ("dup_cluster", "dup_cluster_size", "dup_similarity"):
         if name in table.column_names:
             table = table.drop_columns([name])
     table = table.append_column("dup_cluster", pa.array(cluster, pa.string()))
-    table = table.append_column("dup_cluster_size", pa.array(size))
-    table = table.append_column("dup_similarity", pa.array(np.round(similarity, 6), pa.float64(),
-                                                           mask=np.isnan(similarity)))
-    keep = kind == SURVIVOR
+    table = table.append_column("dup_cluster_size", pa.array(decided.size))
+    similarity = decided.similarity
+    table = table.append_column("dup_similarity", pa.array(similarity, pa.float64(), mask=np.isnan(similarity)))
+    keep = decided.kind == SURVIVOR
     rej_rows = np.flatnonzero(~keep)
-    reasons = [("exact-dup:" if kind[r] == EXACT_DUP else "near-dup:") + cluster[r] for r in rej_rows.tolist()]
+    reasons = [("exact-dup:" if decided.kind[r] == EXACT_DUP else "near-dup:") + cluster[r] for r in rej_rows.tolist()]
     kept = table.filter(pa.array(keep))
     rejected = with_rejection(table.take(pa.array(rej_rows, pa.int64())), "dedup", reasons)
-    write_table(kept, as_path(out_dir) / path.name)
-    write_table(rejected, as_path(out_dir) / REJECTED_DIR / path.name)
-    return {"kept": kept.num_rows, "rejected": rejected.num_rows}
+    write_table(kept, files["kept.parquet"])
+    write_table(rejected, files["rejected.parquet"])
+    return accounting.count_shard(table, kept, rejected)

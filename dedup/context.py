@@ -40,6 +40,7 @@ class DedupContext:
     ref_versions: list[str] = field(default_factory=list)  # per reference shard: its version's name
     ref_sha256: list[str] = field(default_factory=list)  # per reference shard: its sha256 in the manifest
     sig_dirs: list[str] = field(default_factory=list)  # per shard, after the signature step
+    sha256: list[str] = field(default_factory=list)  # per shard, after the signature step: its content key
     blocks: int = 1  # runs of consecutive shards that exchanges address; also the clustering's partitions
 
     def path(self, *parts: str | int) -> AnyPath:

@@ -108,7 +108,8 @@ def signature_task(item: tuple[int, ShardCache], ctx: DedupContext) -> dict[str,
         write_table(docs, target / "docs.parquet")
         write_table(sigs, target / "sigs.parquet")
         cache.commit(entry, {"docs": docs.num_rows})
-    return {"sig_dir": str(entry if entry is not None else ctx.path("signed", shard)), "reused": reused}
+    return {"sig_dir": str(entry if entry is not None else ctx.path("signed", shard)), "reused": reused,
+            "sha256": sha}
 
 
 def scatter_task(block: int, ctx: DedupContext) -> None:

@@ -157,7 +157,7 @@ class DedupStage(GlobalStage):
         return out
 
     def run(self, in_shards: list[AnyPath], out_dir: AnyPath, scratch: AnyPath, executor: Executor,
-            cache: ShardCache | None = None) -> None:
+            cache: ShardCache | None = None) -> dict[str, dict[str, Any]]:
         cfg: DedupConfig = self.config
         cache = cache or ShardCache(None)
         shards = sorted(in_shards, key=lambda p: p.name)
@@ -176,6 +176,7 @@ class DedupStage(GlobalStage):
         signed = executor.map(signature_task, [(i, cache) for i in range(n_all)], desc="dedup: signatures",
                               shared=executor.put(ctx))
         ctx.sig_dirs = [s["sig_dir"] for s in signed]
+        ctx.sha256 = [s["sha256"] for s in signed]
         shared = executor.put(ctx)
         every_block = list(range(blocks))
         executor.map(scatter_task, every_block, desc="dedup: band keys", shared=shared)
@@ -193,14 +194,17 @@ class DedupStage(GlobalStage):
         executor.map(members_task, [(q, str(final)) for q in every_block], desc="dedup: members", shared=shared)
         executor.map(attrs_task, every_block, desc="dedup: cluster attributes", shared=shared)
         executor.map(survivor_task, every_block, desc="dedup: survivors", shared=shared)
-        executor.map(write_task, [(b, str(out_dir)) for b in every_block], desc="dedup: write", shared=shared)
+        written = executor.map(write_task, [(b, str(out_dir), cache) for b in every_block], desc="dedup: write",
+                               shared=shared)
         reused = sum(s["reused"] for s in signed)
         write_json({"shards": n_all, "signatures_reused": reused, "signatures_computed": n_all - reused,
                     "reference_docs": sum(parquet_num_rows(p) for _, p, _ in refs),
                     "against": sorted({name for name, _, _ in refs}), "verify": cfg.verify,
                     "bands": bands, "rows": rows, "candidate_pairs": sum(c for _, c in found),
-                    "exact_edges": sum(e for e, _ in found), "near_edges": near, "verified_exactly": unsure},
+                    "exact_edges": sum(e for e, _ in found), "near_edges": near, "verified_exactly": unsure,
+                    "shards_rewritten": sum(w["rewritten"] for w in written)},
                    out_dir / STATS_FILE)
+        return {name: counts for w in written for name, counts in w["counts"].items()}
 
 
 def default_partitions(docs: int, rows_per_doc: int, workers: int) -> int:

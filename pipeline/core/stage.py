@@ -138,8 +138,11 @@ class GlobalStage(StageHooks):
         return {}
 
     def run(self, in_shards: list[Path], out_dir: Path, scratch: Path, executor: Executor,
-            cache: ShardCache | None = None) -> None:
-        """`cache` keeps per-shard work by shard content across builds (a disabled one when None)."""
+            cache: ShardCache | None = None) -> dict[str, dict[str, Any]] | None:
+        """`cache` keeps per-shard work by shard content across builds (a disabled one when None).
+
+        May return, by input shard file name, the counts (`accounting.count_shard`) of what it wrote
+        for that shard, when it had the tables in hand: the runner reads the other shards to count them."""
         raise NotImplementedError  # pragma: no cover - abstract
 
 

@@ -329,15 +329,18 @@ def run_global_stage(
     makedirs(scratch)
     started = time.perf_counter()
     done = all((out_dir / TASKS_DIR / f"{p.stem}.json").exists() for p in in_shards)
-    if not done:
-        stage.run(in_shards, out_dir, scratch, executor, ShardCache(shard_cache))
+    given = (stage.run(in_shards, out_dir, scratch, executor, ShardCache(shard_cache)) or {}) if not done else {}
     report = StageReport(stage.name, out_dir, shards_total=len(in_shards))
     recorded = _recorded(out_dir)
-    counted = iter(executor.map(_count_global_shard, [(str(p), str(out_dir)) for p in in_shards if p.stem not in recorded],
-                                desc=f"{stage.name}: count"))
+    to_count = [p for p in in_shards if p.stem not in recorded and p.name not in given]
+    counted = dict(zip((p.name for p in to_count), executor.map(
+        _count_global_shard, [(str(p), str(out_dir)) for p in to_count], desc=f"{stage.name}: count"), strict=True))
     for p in in_shards:
-        rec = _existing_record(out_dir, p.stem) if p.stem in recorded else None
-        _add_record(report, rec or next(counted))
+        if p.name in given:
+            rec = {**_finish_task(out_dir, p.stem, given[p.name], [p.name], [p.name], started), "seconds": 0.0}
+        else:
+            rec = _existing_record(out_dir, p.stem) if p.stem in recorded else counted[p.name]
+        _add_record(report, rec)
     if not done:
         report.seconds = time.perf_counter() - started
     _write_stage_file(report)
