@@ -100,3 +100,18 @@ def test_storage_errors_are_one_line_and_name_the_path(s3_env, monkeypatch):
     with pytest.raises(io.StorageError) as err:
         io.as_path("s3://bucket/work/_stage.json").exists()
     assert "127.0.0.1:9" in str(err.value) and "AWS_ENDPOINT_URL" in str(err.value)
+
+
+@pytest.mark.parametrize("chosen", ["", "system"])
+def test_arrow_allocates_through_jemalloc_unless_the_user_chose_a_pool(chosen):
+    """Importing io switches Arrow's default pool (mimalloc's huge-page faults cost seconds of system
+    time on first use); a pool chosen through ARROW_DEFAULT_MEMORY_POOL is left alone."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    if chosen:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = chosen
+    code = "import pyarrow as pa; import pipeline.core.io; print(pa.default_memory_pool().backend_name)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == (chosen or "jemalloc")
