@@ -24,16 +24,25 @@ class FingerprintCache:
         self._dirty = False
 
     def of(self, file: str | os.PathLike) -> str:
+        """The file's fingerprint, hashed only when neither its path nor (locally) its inode is known
+        with this size and mtime: a moved or renamed input, or a hard link to one, is not read again."""
         p = as_path(file)
         p = p.resolve()
         st = p.stat()
-        key = str(p)
-        cached = self._data.get(key)
-        if cached and cached[0] == st.st_size and cached[1] == st.st_mtime_ns:
-            return cached[2]
-        fp = file_fingerprint(p)
-        self._data[key] = [st.st_size, st.st_mtime_ns, fp]
-        self._dirty = True
+        keys = [str(p)]
+        if getattr(st, "st_ino", 0):
+            keys.append(f"inode:{st.st_dev}:{st.st_ino}")
+        for key in keys:
+            cached = self._data.get(key)
+            if cached and cached[0] == st.st_size and cached[1] == st.st_mtime_ns:
+                fp = cached[2]
+                break
+        else:
+            fp = file_fingerprint(p)
+        for key in keys:
+            if self._data.get(key) != [st.st_size, st.st_mtime_ns, fp]:
+                self._data[key] = [st.st_size, st.st_mtime_ns, fp]
+                self._dirty = True
         return fp
 
     def save(self) -> None:
