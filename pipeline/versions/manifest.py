@@ -39,8 +39,10 @@ from pipeline.core.io import (
     write_json,
 )
 from pipeline.core.schema import is_skipped_record
-from pipeline.core.shards import list_rejected, list_shards, read_table
+from pipeline.core.shardcache import ShardCache
+from pipeline.core.shards import list_rejected, list_shards, read_table, write_table
 from pipeline.running.buildconfig import BuildConfig
+from pipeline.running.fingerprints import FingerprintCache
 from pipeline.versions.lineage import SAMPLES_FILE, build_samples, portable_meta, step_columns
 
 MANIFEST_SCHEMA_VERSION = 1
@@ -108,24 +110,38 @@ def environment() -> dict[str, Any]:
     return {"python": platform.python_version(), "packages": pkgs}
 
 
-def build_ledger(shards: list[AnyPath]) -> pa.Table:
-    """Per document: shard, id, source and a content hash — enough for document-level diffs."""
+LEDGER_PART = "1"  # the format of a shard's ledger rows kept in the shard cache
+
+
+def build_ledger(shards: list[AnyPath], sha256: list[str] | None = None, cache: ShardCache | None = None) -> pa.Table:
+    """Per document: shard, id, source and a content hash — enough for document-level diffs.
+
+    With the shards' `sha256` and a `cache`, each shard's rows are kept by its content: a grown corpus
+    hashes the texts of its new shards only."""
+    cache = cache or ShardCache(None)
     parts = []
-    for shard in shards:
-        t = read_table(shard, columns=["id", "source", "text"])
-        hashes = [hashlib.sha256(s.encode()).hexdigest()[:32] for s in t.column("text").to_pylist()]
-        parts.append(pa.table({
-            "shard": pa.array([shard.name] * t.num_rows, pa.string()),
-            "id": t.column("id"),
-            "source": t.column("source"),
-            "text_sha256": pa.array(hashes, pa.string()),
-            "text_bytes": pc.binary_length(t.column("text").cast(pa.binary())),
-        }))
+    for shard, sha in zip(shards, sha256 or [None] * len(shards), strict=True):
+        entry = cache.entry(sha, kind="ledger", format=LEDGER_PART) if sha else None
+        if cache.lookup(entry) is not None:
+            t = read_table(entry / "ledger.parquet")
+        else:
+            t = _ledger_rows(shard)
+            if entry is not None:
+                write_table(t, entry / "ledger.parquet")
+                cache.commit(entry, {"docs": t.num_rows})
+        parts.append(t.add_column(0, "shard", pa.array([shard.name] * t.num_rows, pa.string())))
     if not parts:
         return pa.table({"shard": pa.array([], pa.string()), "id": pa.array([], pa.string()),
                          "source": pa.array([], pa.string()), "text_sha256": pa.array([], pa.string()),
                          "text_bytes": pa.array([], pa.int64())})
     return pa.concat_tables(parts)
+
+
+def _ledger_rows(shard: AnyPath) -> pa.Table:
+    t = read_table(shard, columns=["id", "source", "text"])
+    hashes = [hashlib.sha256(s.encode()).hexdigest()[:32] for s in t.column("text").to_pylist()]
+    return pa.table({"id": t.column("id"), "source": t.column("source"), "text_sha256": pa.array(hashes, pa.string()),
+                     "text_bytes": pc.binary_length(t.column("text").cast(pa.binary()))})
 
 
 def read_rejected(step_dirs: list[AnyPath]) -> tuple[list[AnyPath], list[pa.Table]]:
@@ -178,14 +194,19 @@ def write_version(config: BuildConfig, result, *, sources: list[str], out: str |
     # (source, path in the version, entry extras), in manifest order
     plan: list[tuple[Any, str, dict[str, Any]]] = [
         (shard, f"docs/{shard.name}", {"docs": parquet_num_rows(shard)}) for shard in shards]
-    files = [{"path": rel, "bytes": src.stat().st_size, "sha256": sha256_file(src), **extra} for src, rel, extra in plan]
+    # a shard copied from the shard cache (a hard link) is the file hashed by an earlier build: not read again
+    digests = FingerprintCache(as_path(workdir) / "cache" / "fingerprints.json")
+    files = [{"path": rel, "bytes": src.stat().st_size, "sha256": _digest(digests, src), **extra}
+             for src, rel, extra in plan]
     tokens_summary: dict[str, Any] = {}
     if result.outputs_dir is not None:
         tokens_summary, extra_plan = _outputs_plan(result)
         plan += extra_plan
-        files += [{"path": rel, "bytes": src.stat().st_size, "sha256": sha256_file(src), **extra}
+        files += [{"path": rel, "bytes": src.stat().st_size, "sha256": _digest(digests, src), **extra}
                   for src, rel, extra in extra_plan]
-    ledger = build_ledger(shards)
+    digests.save()
+    ledger = build_ledger(shards, [f["sha256"] for f in files[:len(shards)]],
+                          ShardCache(as_path(workdir) / "shard-cache" / "version"))
     ledger_bytes = parquet_bytes(ledger)
     rejected_shards, rejected_tables = read_rejected([s.out_dir for s in result.steps])
     rejected = build_rejected_ledger(rejected_tables)
@@ -301,6 +322,10 @@ REJECTED_COLUMNS = ("id", "source", "stage", "reason", "url", "meta")
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _digest(digests: FingerprintCache, path: AnyPath) -> str:
+    return digests.of(path).removeprefix("sha256:")
 
 
 def _outputs_plan(result) -> tuple[dict[str, Any], list[tuple[Any, str, dict[str, Any]]]]:

@@ -118,3 +118,23 @@ def test_leftover_temporary_files_never_enter_a_version(tmp_path, ray_executor, 
     assert not [p for p in v2.dir.rglob("*") if p.name.startswith(".")]
     assert verify(v2.manifest_path) == []
     assert main(["verify", str(v2.dir)]) == 0
+
+
+def test_ledger_rows_are_kept_by_shard_content(tmp_path):
+    """A grown corpus hashes the texts of its new shards only: the ledger rows of a known shard come
+    from the shard cache, found by the shard's sha256, without reading the shard."""
+    import pyarrow as pa
+
+    from pipeline.core.io import sha256_file
+    from pipeline.core.shardcache import ShardCache
+    from pipeline.core.shards import write_table
+    from pipeline.versions.manifest import build_ledger
+
+    shard = tmp_path / "docs-00000.parquet"
+    write_table(pa.table({"id": ["a", "b"], "source": ["cc", "cc"], "text": ["one text", "another, longer"]}), shard)
+    sha, cache = sha256_file(shard), ShardCache(tmp_path / "cache")
+    first = build_ledger([shard], [sha], cache)
+    assert first.equals(build_ledger([shard]))  # the same rows as computed without a cache
+    assert first.column("shard").to_pylist() == [shard.name] * 2 and first.column("text_bytes").to_pylist() == [8, 15]
+    shard.write_bytes(b"not parquet")  # unreadable now: only the cache can answer
+    assert build_ledger([shard], [sha], cache).equals(first)
