@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from pipeline.core.config import at_least, fractions, require, stable_hash, to_plain
 from pipeline.core.io import AnyPath, as_path, parquet_bytes, remove_tree, sha256_file, write_bytes_atomic
 from pipeline.core.schema import with_rejection
+from pipeline.core.shardcache import ShardCache
 from pipeline.core.shards import (
     REJECTED_DIR,
     read_json,
@@ -108,9 +109,15 @@ def text_hash(text: str) -> bytes:
 # ------------------------------------------------------------------------------------------ tasks
 
 
-def _scan_task(args: tuple[str, MixConfig]) -> dict[str, Any]:
-    """Per-split, per-source doc and byte counts of one shard, and the text hashes of its holdout docs."""
-    path, config = args
+def _scan_task(args: tuple[str, MixConfig, str, ShardCache]) -> dict[str, Any]:
+    """Per-split, per-source doc and byte counts of one shard, and the text hashes of its holdout docs;
+    kept in `cache` by the shard's content (`sha256`) and what decides the splits, so a grown corpus
+    reads the texts of its new shards only."""
+    path, config, sha256, cache = args
+    entry = cache.entry(sha256, kind="mix-scan", version=MIX_VERSION, seed=config.seed,
+                        validation=config.validation_fraction, test=config.test_fraction)
+    if (done := cache.lookup(entry)) is not None:
+        return {**done, "holdout_hashes": [bytes.fromhex(h) for h in done["holdout_hashes"]]}
     t = read_table(as_path(path), columns=["id", "source", "text"])
     counts: dict[str, dict[str, list[int]]] = {s: {} for s in SPLITS}
     hashes: list[bytes] = []
@@ -121,6 +128,7 @@ def _scan_task(args: tuple[str, MixConfig]) -> dict[str, Any]:
         c[1] += len(text.encode("utf-8"))
         if split != "train":
             hashes.append(text_hash(text))
+    cache.commit(entry, {"counts": counts, "holdout_hashes": [h.hex() for h in hashes], "rows": t.num_rows})
     return {"counts": counts, "holdout_hashes": hashes, "rows": t.num_rows}
 
 
@@ -217,12 +225,14 @@ def _resolve_epochs(config: MixConfig, train: dict[str, list[int]]) -> dict[str,
 
 
 def mix(in_shards: list[AnyPath], out_dir: str | os.PathLike, config: MixConfig, executor: Executor,
-        tokens: dict[str, AnyPath] | None = None, digests: dict[str, str] | None = None) -> dict[str, Any]:
+        tokens: dict[str, AnyPath] | None = None, digests: dict[str, str] | None = None,
+        scan_cache: str | os.PathLike | None = None) -> dict[str, Any]:
     """Mix, shuffle and split doc shards into `out_dir/{train,validation,test}/*.parquet`.
 
     `tokens` ({input shard name: its tokens file}) puts each document's tokens into the mixed shards
     (column TOKENS_COLUMN), so tokenizing them is a copy. `digests`: the inputs' sha256 by name, when
-    the caller has them (`input_digests`), else computed here.
+    the caller has them (`input_digests`), else computed here. `scan_cache`: where each shard's counts
+    are kept by its content (a grown corpus scans only its new shards).
 
     Rejected documents go to `out_dir/rejected/` with their reason. Returns the summary also written
     as `out_dir/_mix.json`: resolved epochs, per split its shards (docs, bytes, sha256) and per-source
@@ -251,7 +261,8 @@ def mix(in_shards: list[AnyPath], out_dir: str | os.PathLike, config: MixConfig,
         remove_tree(out_dir / d)
     scratch = out_dir / "_scratch" / "buckets"
 
-    scans = executor.map(_scan_task, [(str(p), config) for p in paths], desc="mix: scan")
+    cache = ShardCache(scan_cache)
+    scans = executor.map(_scan_task, [(str(p), config, digests[p.name], cache) for p in paths], desc="mix: scan")
     counts: dict[str, dict[str, list[int]]] = {s: {} for s in SPLITS}
     for scan in scans:
         for split, per_source in scan["counts"].items():

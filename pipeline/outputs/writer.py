@@ -73,19 +73,21 @@ def check_files(config: OutputsConfig, where: str) -> None:
 
 
 def write_outputs(in_shards: list[AnyPath], out_dir: str | os.PathLike, config: OutputsConfig,
-                  executor: Executor, token_cache: str | os.PathLike | None = None) -> dict[str, Any]:
+                  executor: Executor, token_cache: str | os.PathLike | None = None,
+                  scan_cache: str | os.PathLike | None = None) -> dict[str, Any]:
     """Write every output; returns a summary (per split: docs, shards with sha256) for the manifest.
 
     With a tokenizer given, every input shard is tokenized before mixing, in parallel, and kept by
     content in `token_cache` (a grown corpus tokenizes only its new shards); the mix carries the
-    tokens. A tokenizer trained here is trained on the mix, so its tokenizing comes after it."""
+    tokens, and keeps each shard's counts by content in `scan_cache`. A tokenizer trained here is
+    trained on the mix, so its tokenizing comes after it."""
     out_dir = as_path(out_dir)
     in_shards = [as_path(p) for p in in_shards]
     digests, tokens = input_digests(in_shards), None
     if config.tokenize.tokenizer:
         tokens = pretokenize(in_shards, digests, token_cache, config.tokenize, out_dir / "_tokens", executor)
     summary: dict[str, Any] = {"mix": mix(in_shards, out_dir / "mix", config.mix, executor, tokens=tokens,
-                                          digests=digests)}
+                                          digests=digests, scan_cache=scan_cache)}
     splits = {s: split_shards(out_dir / "mix", s) for s in SPLITS}
     tokenize = config.tokenize
     if not tokenize.tokenizer:

@@ -50,6 +50,7 @@ class BuildResult:
     stopped_after: str = ""  # set when the build stopped early (`--until`): no version is written
     uses: list[AnyPath] = field(default_factory=list)  # step, cache and scratch directories (corpus gc)
     started: float = 0.0  # time.time() when run_build began: run.json's `started`
+    ledger_cache: AnyPath | None = None  # where the version's ledger rows are kept by shard content
 
 
 class EmptySourceError(RuntimeError):
@@ -229,7 +230,9 @@ def run_build(
             record_build(workdir, config.corpus.name, config.path, uses)
             return BuildResult(steps=steps, final_dirs=[out_dir], stopped_after=stage.name, started=started,
                                uses=uses)
-    result = BuildResult(steps=steps, final_dirs=[s.out_dir for s in upstream], started=started, uses=uses)
+    result = BuildResult(steps=steps, final_dirs=[s.out_dir for s in upstream], started=started, uses=uses,
+                         ledger_cache=workdir / "shard-cache" / "ledger" / "by-content")
+    uses.append(result.ledger_cache)
     if config.outputs is not None:
         run_outputs(config, result, upstream, executor, workdir, log)
         uses.append(result.outputs_dir)
@@ -253,13 +256,14 @@ def run_outputs(config: BuildConfig, result: BuildResult, upstream: list[StepRes
     out_dir = workdir / "stages" / "outputs" / key
     # documents' tokens kept by shard content; each entry is keyed by the tokenizer's content and EOS too
     token_cache = workdir / "shard-cache" / "tokens" / "by-content"
-    result.uses.append(token_cache)
+    scan_cache = workdir / "shard-cache" / "mix-scans" / "by-content"  # entries keyed by the split settings too
+    result.uses += [token_cache, scan_cache]
     if (out_dir / OUTPUTS_FILE).exists():
         summary = read_json(out_dir / OUTPUTS_FILE)
         log("outputs: reused")
     else:
         summary = write_outputs(stage_inputs([s.out_dir for s in upstream]), out_dir, config.outputs, executor,
-                                token_cache=token_cache)
+                                token_cache=token_cache, scan_cache=scan_cache)
         write_json(summary, out_dir / OUTPUTS_FILE)
     train = summary["tokens"].get("train", {})
     log(f"outputs: {sum(t.get('tokens', 0) for t in summary['tokens'].values()):,} tokens in "

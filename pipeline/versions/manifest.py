@@ -206,7 +206,7 @@ def write_version(config: BuildConfig, result, *, sources: list[str], out: str |
                   for src, rel, extra in extra_plan]
     digests.save()
     ledger = build_ledger(shards, [f["sha256"] for f in files[:len(shards)]],
-                          ShardCache(as_path(workdir) / "shard-cache" / "version"))
+                          ShardCache(getattr(result, "ledger_cache", None)))
     ledger_bytes = parquet_bytes(ledger)
     rejected_shards, rejected_tables = read_rejected([s.out_dir for s in result.steps])
     rejected = build_rejected_ledger(rejected_tables)
