@@ -125,6 +125,8 @@ class DedupStage(GlobalStage):
                 f"{s['signatures_computed']} computed; {s['candidate_pairs']:,} candidate pairs, "
                 f"{s['near_edges']:,} near-duplicate edges ({s.get('verified_exactly', 0):,} pairs compared by their "
                 f"shingle sets), {s['exact_edges']:,} exact-duplicate edges")
+        if "shards_rewritten" in s:
+            line += f"; {s['shards_rewritten']} shards written, {s['input_shards'] - s['shards_rewritten']} copied"
         if s["reference_docs"]:
             line += f"; against {', '.join(s['against'])} ({s['reference_docs']:,} docs)"
         return [line]
@@ -202,7 +204,7 @@ class DedupStage(GlobalStage):
                     "against": sorted({name for name, _, _ in refs}), "verify": cfg.verify,
                     "bands": bands, "rows": rows, "candidate_pairs": sum(c for _, c in found),
                     "exact_edges": sum(e for e, _ in found), "near_edges": near, "verified_exactly": unsure,
-                    "shards_rewritten": sum(w["rewritten"] for w in written)},
+                    "input_shards": n, "shards_rewritten": sum(w["rewritten"] for w in written)},
                    out_dir / STATS_FILE)
         return {name: counts for w in written for name, counts in w["counts"].items()}
 
