@@ -21,14 +21,18 @@ column's data buffer, which the hash loops read directly.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from dedup.lazy import kernels
+from pipeline.core.io import cache_dir, write_bytes_atomic
 
 # Everything but letters, digits and combining marks (so Devanagari vowel signs stay in their word).
 _FOLD_PATTERN = r"[^\p{L}\p{N}\p{M}]+"
@@ -51,13 +55,23 @@ _MAX_CP = 0x110000
 
 
 def _re2_members(category_class: str) -> np.ndarray:
-    """member[cp]: code point cp matches the RE2 class `[category_class]` (one regex pass, ~0.1 s)."""
+    """member[cp]: code point cp matches the RE2 class `[category_class]`. One regex pass over every
+    code point (~0.1 s), kept in the local cache by pyarrow's version (which bundles RE2's tables):
+    every worker of every build needs it before its first document."""
+    key = hashlib.sha1(f"{pa.__version__}\0{category_class}".encode()).hexdigest()[:16]
+    path = Path(cache_dir("re2-classes")) / f"{key}.bits"
+    with contextlib.suppress(OSError):
+        data = path.read_bytes()
+        if len(data) == -(-_MAX_CP // 8):  # else a partial file: computed again
+            return np.unpackbits(np.frombuffer(data, np.uint8), count=_MAX_CP).astype(np.bool_)
     cps = np.arange(_MAX_CP, dtype=np.uint32)
     cps = cps[(cps < 0xD800) | (cps > 0xDFFF)]  # surrogates are not characters
     text = cps.astype("<u4").tobytes().decode("utf-32-le")
     kept = pc.replace_substring_regex(pa.array([text]), pattern=f"[^{category_class}]", replacement="\x00")
     member = np.zeros(_MAX_CP, np.bool_)
     member[cps[np.frombuffer(kept[0].as_py().encode("utf-32-le"), dtype="<u4") != 0]] = True
+    with contextlib.suppress(OSError):
+        write_bytes_atomic(np.packbits(member).tobytes(), path)
     return member
 
 

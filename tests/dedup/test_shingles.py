@@ -110,3 +110,17 @@ def test_hash_set_jaccard_equals_exact_jaccard_of_shingle_bytes():
     want = [exact_jaccard(set(sa.of_doc(int(i))), set(sb.of_doc(int(j)))) for i, j in zip(rows_a, rows_b, strict=True)]
     assert np.allclose(got, want, rtol=0, atol=1e-12)
     assert ((got > 0.2) & (got < 0.9)).sum() >= 10  # the edits put pairs all over the range
+
+
+def test_unicode_class_tables_are_cached_and_equal_re2s(tmp_path, monkeypatch):
+    """The letter/digit/mark table read from RE2 once is kept in the local cache; read back it is the
+    same table, and an unreadable cache file is replaced by a fresh computation."""
+    from dedup import normalize
+
+    monkeypatch.setenv("CORPUSFORGE_CACHE", str(tmp_path))
+    fresh = normalize._re2_members(r"\p{M}")
+    (cached_file,) = (tmp_path / "re2-classes").iterdir()
+    assert (normalize._re2_members(r"\p{M}") == fresh).all()
+    assert fresh[0x0301] and fresh[0x093F] and not fresh[ord("a")] and not fresh[ord(" ")]  # combining acute, Devanagari i
+    cached_file.write_bytes(b"\x00" * 10)  # truncated
+    assert (normalize._re2_members(r"\p{M}") == fresh).all()
