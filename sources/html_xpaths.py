@@ -43,6 +43,8 @@ def _test(pattern: str, flags: int = 0) -> Callable[[str | None], bool]:
     the answers remembered: the same class and id values recur across a page's elements and passes."""
     search = re.compile(pattern, flags).search
     empty = search("") is not None
+    if empty:  # the walks below skip elements without the attributes tested, true only if nothing matches ""
+        raise ValueError(f"a pattern matching the empty string: {pattern!r}")
     memo: dict[str, bool] = {}
 
     def test(value: str | None) -> bool:
@@ -113,11 +115,13 @@ def matchers() -> Matchers:
     mvp_any = _test("mvp-post-add-(?:box|wrap)|infinite-?scroll")
     mvp_box = _test("mvp-post-add-(?:box|wrap)")
 
-    def raw0(el: Any) -> bool:
-        i, c = el.get("id"), el.get("class")
+    def raw0_of(el: Any, i: str | None, c: str | None) -> bool:
         if not (mvp_any(i) or mvp_any(c)):
             return False
         return next(el.iterdescendants("h1"), None) is None or mvp_box(i) or mvp_box(c)
+
+    def raw0(el: Any) -> bool:
+        return raw0_of(el, el.get("id"), el.get("class"))
 
     def raw1(el: Any) -> bool:
         return "elementor-share-buttons" in (el.get("class") or "")
@@ -130,10 +134,13 @@ def matchers() -> Matchers:
     def comments(el: Any) -> bool:
         return com_id(el.get("id")) or com_class(el.get("class"))
 
-    def comments_and_lists(el: Any) -> bool:
-        if not comments(el):
+    def comments_and_lists_of(tag: str, i: str | None, c: str | None) -> bool:
+        if not (com_id(i) or com_class(c)):
             return False
-        return el.tag not in ("ol", "ul") or com_id_lists(el.get("id")) or com_class(el.get("class"))
+        return tag not in ("ol", "ul") or com_id_lists(i) or com_class(c)
+
+    def comments_and_lists(el: Any) -> bool:
+        return comments_and_lists_of(el.tag, el.get("id"), el.get("class"))
 
     # OVERALL_DISCARD_XPATH
     consent = _test(alt(X._CONSENT_ID_CLASS_TOKENS))
@@ -236,10 +243,18 @@ def matchers() -> Matchers:
     raw_tags, comment_tags = frozenset(("div", "section", "aside")), frozenset(("div", "list", "section", "details", "ol", "ul"))
 
     def raw_and_comments(tree: Any, with_comments: bool) -> list[Any]:
-        """RAW_TREE_PRUNE_XPATH, then (`with_comments`) REMOVE_COMMENTS_AND_LISTS_XPATH."""
-        return [el for el in tree.iterdescendants(*(raw_tags | comment_tags))
-                if (el.tag in raw_tags and (raw0(el) or raw1(el)))
-                or (with_comments and el.tag in comment_tags and comments_and_lists(el))]
+        """RAW_TREE_PRUNE_XPATH, then (`with_comments`) REMOVE_COMMENTS_AND_LISTS_XPATH: each of their tests
+        needs an id or a class (no pattern matches ""), so elements with neither are passed over."""
+        found = []
+        for el in tree.iterdescendants(*(raw_tags | comment_tags)):
+            i, c = el.get("id"), el.get("class")
+            if i is None and c is None:
+                continue
+            tag = el.tag
+            if ((tag in raw_tags and (raw0_of(el, i, c) or "elementor-share-buttons" in (c or "")))
+                    or (with_comments and tag in comment_tags and comments_and_lists_of(tag, i, c))):
+                found.append(el)
+        return found
 
     def section_discards(tree: Any, captions: bool, teasers: bool, precision: bool) -> list[Any]:
         """DISCARD_IMAGE_ELEMENTS, TEASER_DISCARD_XPATH, PRECISION_DISCARD_XPATH, each if asked for."""

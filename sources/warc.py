@@ -34,11 +34,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from warcio.archiveiterator import ArchiveIterator
-from warcio.bufferedreaders import DecompressingBufferedReader
-from warcio.exceptions import ArchiveLoadFailed
-from warcio.recordloader import ArcWarcRecordLoader
-from warcio.statusandheaders import StatusAndHeadersParserException
+from pipeline.core.imports import unimportable
+
+with unimportable("fsspec"):  # warcio.utils imports it for warcio's command-line tools only (~0.05 s)
+    import warcio.utils  # noqa: F401
+from warcio.archiveiterator import ArchiveIterator  # noqa: E402
+from warcio.bufferedreaders import DecompressingBufferedReader  # noqa: E402
+from warcio.exceptions import ArchiveLoadFailed  # noqa: E402
+from warcio.recordloader import ArcWarcRecordLoader  # noqa: E402
+from warcio.statusandheaders import StatusAndHeadersParserException  # noqa: E402
 
 PayloadFilter = Callable[["WarcRecord"], bool]
 

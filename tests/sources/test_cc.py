@@ -225,3 +225,14 @@ def test_a_record_without_target_uri_is_a_counted_rejection_and_the_file_goes_on
     assert len(lost) == 1
     assert sorted(d.id for d in docs) == sorted(d.id for d in full_docs if d.id not in lost)
     assert len(docs) + len(rejected) == len(records)
+
+
+def test_fewer_collections_restores_the_thresholds() -> None:
+    import gc
+
+    from sources.cc import fewer_collections
+
+    before = gc.get_threshold()
+    with fewer_collections(12_345):
+        assert gc.get_threshold() == (max(12_345, before[0]), *before[1:])
+    assert gc.get_threshold() == before

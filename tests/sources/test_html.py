@@ -14,6 +14,7 @@ from sources.html import (
     HtmlConfig,
     decode_html,
     extract_html,
+    garbled,
     rough_text,
     time_limit,
     title_of,
@@ -86,6 +87,13 @@ def test_rejections_have_reasons() -> None:
     assert extract_html(b"x" * 100, None, None, HtmlConfig(max_html_bytes=50)).reason == "html-too-large"
     deep = b"<html><body>" + b"<div>" * 100_000 + b"text" + b"</div>" * 100_000 + b"</body></html>"
     assert extract_html(deep, None, None, cfg).reason in ("extract-empty", "extract-failed")
+
+
+def test_garbled_share_of_the_head() -> None:
+    assert not garbled("", 0.01) and not garbled("<html>plain text\r\n\tand more</html>", 0.01)
+    assert not garbled("a" * 99 + "\ufffd", 0.01)  # 1% is not more than 1%
+    assert garbled("a" * 98 + "\ufffd\x7f", 0.01) and garbled("\x00\x01\x1f", 0.5)
+    assert not garbled("a" * (64 << 10) + "\x00" * 1000, 0.01)  # only the head is looked at
 
 
 def test_time_limit_interrupts_in_the_main_thread_only() -> None:

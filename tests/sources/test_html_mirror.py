@@ -192,7 +192,10 @@ def test_repair_faulty_html_is_trafilaturas() -> None:
     from trafilatura.utils import repair_faulty_html
 
     cases = ["<!DOCTYPE html/>\n<html><body>a</body></html>", "<html/>\n<body>b\x00c\x1fd\ufffe</body>",
-             "<html><body>\x0bplain\uffff</body></html>", "<html><body>é\u200b\x7f</body></html>"]
+             "<html><body>\x0bplain\uffff</body></html>", "<html><body>é\u200b\x7f</body></html>",
+             # the doctype line: left as it is, repaired, or the whole page (no line break: one is added)
+             "<!DOCTYPE html>\n<html></html>", '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0//EN">\r\n<html>',
+             '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0//EN"><html><body>c</body></html>', "<!doctype html>"]
     cases += [page for _, page in _pages(30)]
     for html in cases:
         beginning = html[:50].lower()
