@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from pipeline.core.io import AnyPath, parquet_schema
 from pipeline.core.schema import DOC_COLUMNS, reason_key
-from pipeline.core.shards import list_rejected, list_shards, read_table
+from pipeline.core.shards import list_rejected, list_shards, read_tables
 
 SAMPLES_FILE = "samples.parquet"
 SAMPLES_PER_REASON = 32  # per (stage, reason, source)
@@ -92,8 +92,9 @@ def build_samples(shards: list[AnyPath], rejected: list[pa.Table], per_reason: i
         for _, _, n, row in heap:
             wanted[n].append(row)
     rows: list[dict[str, Any]] = []
-    for n in sorted(wanted):
-        t = read_table(shards[n]).take(pa.array(sorted(wanted[n]), pa.int64()))
+    chosen = sorted(wanted)
+    for n, t in zip(chosen, read_tables([shards[n] for n in chosen]), strict=True):
+        t = t.take(pa.array(sorted(wanted[n]), pa.int64()))
         for r in t.to_pylist():
             text = r.get("text") or ""
             rows.append({"id": r["id"], "source": r["source"], "stage": r["stage"], "reason": r["reason"],

@@ -40,7 +40,7 @@ from pipeline.core.io import (
 )
 from pipeline.core.schema import is_skipped_record
 from pipeline.core.shardcache import ShardCache
-from pipeline.core.shards import list_rejected, list_shards, read_table, write_table
+from pipeline.core.shards import list_rejected, list_shards, read_table, read_tables, write_table
 from pipeline.running.buildconfig import BuildConfig
 from pipeline.running.fingerprints import FingerprintCache
 from pipeline.versions.lineage import SAMPLES_FILE, build_samples, portable_meta, step_columns
@@ -148,7 +148,7 @@ def read_rejected(step_dirs: list[AnyPath]) -> tuple[list[AnyPath], list[pa.Tabl
     """Every step's rejected shards and their REJECTED_COLUMNS: read once for the rejected ledger and
     the samples."""
     shards = [s for d in step_dirs for s in list_rejected(d)]
-    return shards, [read_table(s, columns=list(REJECTED_COLUMNS)) for s in shards]
+    return shards, read_tables(shards, list(REJECTED_COLUMNS))
 
 
 def build_rejected_ledger(rejected: list[pa.Table]) -> pa.Table:
