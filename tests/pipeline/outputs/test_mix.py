@@ -72,8 +72,12 @@ def test_shuffle_is_global_and_independent_of_sharding_and_workers(tmp_path, doc
     a = mix(write_doc_shards(tmp_path / "docs2", docs, 2), tmp_path / "a", _config(shard_max_bytes=150_000), SERIAL)
     b = mix(write_doc_shards(tmp_path / "docs5", docs, 5), tmp_path / "b", _config(shard_max_bytes=150_000),
             ray_executor)
+    # one worker: 5 shards scattered in 4 runs, one of them of two shards
+    runs = mix(write_doc_shards(tmp_path / "docs5b", docs, 5), tmp_path / "runs", _config(shard_max_bytes=150_000),
+               SERIAL)
     for split in ("train", "validation", "test"):
-        assert [s["sha256"] for s in a["splits"][split]["shards"]] == [s["sha256"] for s in b["splits"][split]["shards"]]
+        assert ([s["sha256"] for s in a["splits"][split]["shards"]] == [s["sha256"] for s in b["splits"][split]["shards"]]
+                == [s["sha256"] for s in runs["splits"][split]["shards"]])
     assert len(a["splits"]["train"]["shards"]) >= 3  # partitioned by key range
     for shard in split_shards(tmp_path / "a", "train"):
         rows = read_table(shard).to_pylist()
@@ -114,3 +118,14 @@ def test_weights_set_epochs_from_source_sizes(tmp_path, docs):
     with pytest.raises(ConfigError, match="validation_fraction \\+ test_fraction must be < 1"):
         _config(validation_fraction=0.6, test_fraction=0.5)
     assert json.loads((tmp_path / "w" / "_mix.json").read_text())["epochs"] == summary["epochs"]
+
+
+def test_scatter_runs_hold_bounded_text_and_keep_every_worker_busy():
+    from pipeline.outputs.mix import scatter_groups
+
+    assert scatter_groups([], 2) == []
+    assert scatter_groups([10] * 3, 2) == [range(0, 1), range(1, 2), range(2, 3)]  # fewer shards than 4 per worker
+    runs = scatter_groups([10] * 68, 2)
+    assert len(runs) == 8 and [i for r in runs for i in r] == list(range(68))
+    big = scatter_groups([30] * 100, 1, max_bytes=100)  # 3,000 bytes in runs of at most ~100
+    assert len(big) == 30 and max(sum(30 for _ in r) for r in big) <= 120
