@@ -9,22 +9,23 @@ module adds the two things they lack, both bounded and cheap to gather while the
   the file by the number of reasons, not the number of documents.
 - per step, the score columns its documents carry (`stages[i].columns` in the manifest), so a trace
   can say which stage computed which score.
+
+The samples are drawn in pipeline/versions/rejected.py, with the rejected ledger, from parts kept per
+rejected shard; the helpers they share are here.
 """
 
 from __future__ import annotations
 
 import hashlib
-import heapq
 import json
-from collections import defaultdict
 from pathlib import PurePosixPath
 from typing import Any
 
 import pyarrow as pa
 
 from pipeline.core.io import AnyPath, parquet_schema
-from pipeline.core.schema import DOC_COLUMNS, reason_key
-from pipeline.core.shards import list_rejected, list_shards, read_tables
+from pipeline.core.schema import DOC_COLUMNS
+from pipeline.core.shards import list_rejected, list_shards
 
 SAMPLES_FILE = "samples.parquet"
 SAMPLES_PER_REASON = 32  # per (stage, reason, source)
@@ -69,36 +70,3 @@ def portable_meta(meta: str | None) -> str:
     if isinstance(value, dict) and isinstance(value.get("file"), str):
         value["file"] = PurePosixPath(value["file"].replace("\\", "/")).name
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
-
-
-def build_samples(shards: list[AnyPath], rejected: list[pa.Table], per_reason: int = SAMPLES_PER_REASON) -> pa.Table:
-    """Bottom-k samples by id hash of every step's rejected documents, per (stage, reason key, source).
-
-    `rejected`: each shard's id, source, stage and reason columns, as the rejected ledger reads them;
-    then only the shards holding a chosen row are read again, for those rows.
-    """
-    best: dict[tuple[str, str, str], list[tuple[int, str, int, int]]] = defaultdict(list)  # max-heaps by -rank
-    for n, t in enumerate(rejected):
-        for row, (doc_id, source, stage, reason) in enumerate(zip(
-                *(t.column(c).to_pylist() for c in ("id", "source", "stage", "reason")), strict=True)):
-            heap = best[(stage, reason_key(reason), source)]
-            item = (-id_rank(doc_id), doc_id, n, row)
-            if len(heap) < per_reason:
-                heapq.heappush(heap, item)
-            elif item > heap[0]:
-                heapq.heapreplace(heap, item)
-    wanted: dict[int, list[int]] = defaultdict(list)
-    for heap in best.values():
-        for _, _, n, row in heap:
-            wanted[n].append(row)
-    rows: list[dict[str, Any]] = []
-    chosen = sorted(wanted)
-    for n, t in zip(chosen, read_tables([shards[n] for n in chosen]), strict=True):
-        t = t.take(pa.array(sorted(wanted[n]), pa.int64()))
-        for r in t.to_pylist():
-            text = r.get("text") or ""
-            rows.append({"id": r["id"], "source": r["source"], "stage": r["stage"], "reason": r["reason"],
-                         "url": r.get("url"), "meta": portable_meta(r.get("meta")), "text": text[:SAMPLE_TEXT_CHARS],
-                         "text_chars": len(text), "scores": scores_json(r)})
-    rows.sort(key=lambda r: (r["stage"], reason_key(r["reason"]), r["source"], id_rank(r["id"]), r["id"]))
-    return pa.Table.from_pylist(rows, schema=SAMPLE_SCHEMA)

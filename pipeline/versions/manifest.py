@@ -40,10 +40,11 @@ from pipeline.core.io import (
 )
 from pipeline.core.schema import is_skipped_record
 from pipeline.core.shardcache import ShardCache
-from pipeline.core.shards import list_rejected, list_shards, read_table, read_tables, write_table
+from pipeline.core.shards import list_rejected, list_shards, read_table, write_table
 from pipeline.running.buildconfig import BuildConfig
 from pipeline.running.fingerprints import FingerprintCache
-from pipeline.versions.lineage import SAMPLES_FILE, build_samples, portable_meta, step_columns
+from pipeline.versions.lineage import SAMPLES_FILE, step_columns
+from pipeline.versions.rejected import build_rejected_ledger, build_samples, rejected_parts
 
 MANIFEST_SCHEMA_VERSION = 1
 RUN_FILE = "run.json"  # beside manifest.json: what legitimately differs between reproductions
@@ -144,31 +145,6 @@ def _ledger_rows(shard: AnyPath) -> pa.Table:
                      "text_bytes": pc.binary_length(t.column("text").cast(pa.binary()))})
 
 
-def read_rejected(step_dirs: list[AnyPath]) -> tuple[list[AnyPath], list[pa.Table]]:
-    """Every step's rejected shards and their REJECTED_COLUMNS: read once for the rejected ledger and
-    the samples."""
-    shards = [s for d in step_dirs for s in list_rejected(d)]
-    return shards, read_tables(shards, list(REJECTED_COLUMNS))
-
-
-def build_rejected_ledger(rejected: list[pa.Table]) -> pa.Table:
-    """Every rejected document of every step: id, source, stage, reason — what `corpus diff` explains
-    with — and its url and meta, where it came from (WARC file and offset, dump, ebook), for `corpus trace`.
-    `rejected`: the tables of `read_rejected`."""
-    parts = []
-    for t in rejected:
-        meta = t.column("meta").cast(pa.string())
-        with_file = pc.fill_null(pc.match_substring(meta, '"file"'), False)
-        if pc.any(with_file).as_py():  # only those rows are parsed
-            meta = pa.array([portable_meta(m) if f else m for m, f in zip(
-                meta.to_pylist(), with_file.to_pylist(), strict=True)], pa.string())
-        parts.append(t.set_column(t.schema.get_field_index("meta"), "meta", meta))
-    schema = pa.schema([(c, pa.string()) for c in REJECTED_COLUMNS])
-    if not parts:
-        return schema.empty_table()
-    return pa.concat_tables([t.cast(schema) for t in parts])
-
-
 def write_version(config: BuildConfig, result, *, sources: list[str], out: str | os.PathLike,
                   workdir: str | os.PathLike) -> Version:
     """Write the version directory: content-addressed, never overwritten.
@@ -204,15 +180,16 @@ def write_version(config: BuildConfig, result, *, sources: list[str], out: str |
         plan += extra_plan
         files += [{"path": rel, "bytes": src.stat().st_size, "sha256": _digest(digests, src), **extra}
                   for src, rel, extra in extra_plan]
-    digests.save()
-    ledger = build_ledger(shards, [f["sha256"] for f in files[:len(shards)]],
-                          ShardCache(getattr(result, "ledger_cache", None)))
+    parts_cache = ShardCache(getattr(result, "ledger_cache", None))
+    ledger = build_ledger(shards, [f["sha256"] for f in files[:len(shards)]], parts_cache)
     ledger_bytes = parquet_bytes(ledger)
-    rejected_shards, rejected_tables = read_rejected([s.out_dir for s in result.steps])
-    rejected = build_rejected_ledger(rejected_tables)
+    rejected_shards = [s for step in result.steps for s in list_rejected(step.out_dir)]
+    parts = rejected_parts(rejected_shards, [_digest(digests, s) for s in rejected_shards], parts_cache)
+    digests.save()
+    rejected = build_rejected_ledger(parts)
     rejected_bytes = parquet_bytes(rejected)
-    samples = build_samples(rejected_shards, rejected_tables)
-    del rejected_tables
+    samples = build_samples(parts)
+    del parts
     samples_bytes = parquet_bytes(samples)
     content = [f["sha256"] for f in files] + [_sha(ledger_bytes), _sha(rejected_bytes), _sha(samples_bytes)]
     version = stable_hash({"build": build_key, "content": content}, n=12)
@@ -317,7 +294,6 @@ def format_seconds(seconds: float) -> str:
 
 
 OUTPUT_DIRS = ("text", "tokens", "megatron")
-REJECTED_COLUMNS = ("id", "source", "stage", "reason", "url", "meta")
 
 
 def _sha(data: bytes) -> str:
