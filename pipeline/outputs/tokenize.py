@@ -158,7 +158,7 @@ def pretokenize_task(args: tuple[str, str, TokenizeConfig, ShardCache, str]) -> 
     even read; then the mix carries the tokens."""
     in_path, sha256, config, cache, fallback = args
     loaded = load_tokenizer(config.tokenizer, config.eos_token)
-    key = {"tokenizer": loaded.sha256, "eos": config.eos_token, "version": TOKENIZE_VERSION}
+    key = _tokens_key(loaded, config)
     entry = cache.entry(sha256, **key) or as_path(fallback) / stable_hash({"input": sha256, **key})
     if cache.lookup(entry) is None:
         table = read_table(in_path, ["id", "text"])
@@ -176,11 +176,23 @@ def pretokenize(in_shards: list[AnyPath], digests: dict[str, str], cache_dir: st
                 config: TokenizeConfig, scratch: AnyPath, executor: Executor) -> dict[str, AnyPath]:
     """{shard name: its tokens file} for `mix(..., tokens=...)`; one task per shard, in parallel.
     `digests`: {shard name: sha256 of its bytes}."""
-    load_tokenizer(config.tokenizer, config.eos_token)  # fail fast, before any task starts
+    loaded = load_tokenizer(config.tokenizer, config.eos_token)  # fail fast, before any task starts
     cache = ShardCache(cache_dir)
-    items = [(str(p), digests[as_path(p).name], config, cache, str(scratch)) for p in in_shards]
+    found: dict[str, AnyPath] = {}  # shards tokenized before: no task
+    for p in map(as_path, in_shards):
+        entry = cache.entry(digests[p.name], **_tokens_key(loaded, config))
+        if cache.lookup(entry) is not None:
+            found[p.name] = entry / "tokens.parquet"
+    todo = [as_path(p) for p in in_shards if as_path(p).name not in found]
+    items = [(str(p), digests[p.name], config, cache, str(scratch)) for p in todo]
     files = executor.map(pretokenize_task, items, desc="tokenize (per input shard)")
-    return {as_path(p).name: as_path(f) for p, f in zip(in_shards, files, strict=True)}
+    found.update({p.name: as_path(f) for p, f in zip(todo, files, strict=True)})
+    return {as_path(p).name: found[as_path(p).name] for p in in_shards}
+
+
+def _tokens_key(loaded: LoadedTokenizer, config: TokenizeConfig) -> dict[str, Any]:
+    """What a shard's tokens depend on besides its content."""
+    return {"tokenizer": loaded.sha256, "eos": config.eos_token, "version": TOKENIZE_VERSION}
 
 
 def tokenize_one(in_path: str | os.PathLike, out_dir: str | os.PathLike, config: TokenizeConfig) -> dict[str, Any]:
