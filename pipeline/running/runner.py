@@ -169,15 +169,36 @@ def extract_task(args: tuple[type, Any, WorkUnit, str, bool, str]) -> dict[str, 
     cls, config, unit, out_dir_s, recorded, cache_dir = args
     started = time.perf_counter()
     out_dir = as_path(out_dir_s)
+    if (known := _known_unit(args)) is not None:
+        return known
+    cache = ShardCache(cache_dir if unit.fingerprint else None)
+    entry = cache.entry(unit.fingerprint, key=unit.key)
+    record = _extract_unit(cls, config, unit, out_dir, started)
+    cache.store(entry, _unit_files(record, out_dir), {k: v for k, v in record.items() if k != "reused"})
+    return record
+
+
+def _known_unit(args: tuple[type, Any, WorkUnit, str, bool, str]) -> dict[str, Any] | None:
+    """The record of a unit done already, in this step (its record) or by any build (the unit cache,
+    copied into place); None when it must be extracted."""
+    _, _, unit, out_dir_s, recorded, cache_dir = args
+    out_dir = as_path(out_dir_s)
     if recorded and (rec := _existing_record(out_dir, unit.key)) is not None:
         return rec
     cache = ShardCache(cache_dir if unit.fingerprint else None)
     entry = cache.entry(unit.fingerprint, key=unit.key)
     if (cached := cache.lookup(entry)) is not None:
         return _restored(cache, entry, _unit_files(cached, out_dir), cached, out_dir, unit.key)
-    record = _extract_unit(cls, config, unit, out_dir, started)
-    cache.store(entry, _unit_files(record, out_dir), {k: v for k, v in record.items() if k != "reused"})
-    return record
+    return None
+
+
+def _known_in_driver(args: tuple[type, Any, WorkUnit, str, bool, str]) -> dict[str, Any] | None:
+    """`_known_unit`, where a cache entry that cannot be copied (a file missing, storage errors) is left
+    to the unit's task, which reports it as the unit's failure."""
+    try:
+        return _known_unit(args)
+    except Exception:  # noqa: BLE001 - the task tries again and reports the error with the unit
+        return None
 
 
 def _extract_unit(cls: type, config: Any, unit: WorkUnit, out_dir: AnyPath, started: float) -> dict[str, Any]:
@@ -287,7 +308,12 @@ def run_extract(
     done = _recorded(out_dir)
     cache = str(unit_cache) if unit_cache else ""
     items = [(type(extractor), extractor.config, u, str(out_dir), u.key in done, cache) for u in units]
-    results = executor.map(extract_task, items, desc=report.name, return_failures=True)
+    # units done before are copied into place here (their key and fingerprint say where): tasks only extract
+    results: list[Any] = [_known_in_driver(item) for item in items]
+    todo = [i for i, r in enumerate(results) if r is None]
+    for i, r in zip(todo, executor.map(extract_task, [items[i] for i in todo], desc=report.name,
+                                       return_failures=True), strict=True):
+        results[i] = r
     _collect(report, results, items, lambda it: it[2].payload.get("path") or it[2].key)
     ids = [read_table(out_dir / name, columns=["id"]) for name in sorted(report.outputs)]
     if ids:  # unique across the step's tasks too (two inputs may name the same document)
