@@ -218,7 +218,8 @@ def run_build(
             if isinstance(stage, GlobalStage):
                 report = run_global_stage(stage, in_shards, out_dir, scratch, executor, shard_cache=cache)
             else:
-                report = run_shard_stage(stage, in_shards, out_dir, executor, shard_cache=cache)
+                report = run_shard_stage(stage, in_shards, out_dir, executor, shard_cache=cache, digests=fingerprints)
+                fingerprints.save()
         log(report.summary())
         for line in cls.summary_lines(out_dir):
             log(line)

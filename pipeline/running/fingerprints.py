@@ -7,6 +7,7 @@ and the version, does not depend on where the input lives or how its path was sp
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from pipeline.core.extractor import file_fingerprint
 from pipeline.core.io import AnyPath, as_path, read_json, write_json
@@ -26,24 +27,38 @@ class FingerprintCache:
     def of(self, file: str | os.PathLike) -> str:
         """The file's fingerprint, hashed only when neither its path nor (locally) its inode is known
         with this size and mtime: a moved or renamed input, or a hard link to one, is not read again."""
-        p = as_path(file)
-        p = p.resolve()
+        fp = self.cached(file)
+        if fp is None:
+            fp = file_fingerprint(as_path(file).resolve())
+            self.remember(file, fp)
+        return fp
+
+    def cached(self, file: str | os.PathLike) -> str | None:
+        """The fingerprint known for the file (by path or inode, with its size and mtime), or None;
+        never reads the file."""
+        st, keys = self._stat(file)
+        for key in keys:
+            cached = self._data.get(key)
+            if cached and cached[0] == st.st_size and cached[1] == st.st_mtime_ns:
+                return cached[2]
+        return None
+
+    def remember(self, file: str | os.PathLike, fingerprint: str) -> None:
+        """Record a fingerprint computed elsewhere (a task that read the file) for the file as it is now."""
+        st, keys = self._stat(file)
+        for key in keys:
+            if self._data.get(key) != [st.st_size, st.st_mtime_ns, fingerprint]:
+                self._data[key] = [st.st_size, st.st_mtime_ns, fingerprint]
+                self._dirty = True
+
+    @staticmethod
+    def _stat(file: str | os.PathLike) -> tuple[Any, list[str]]:
+        p = as_path(file).resolve()
         st = p.stat()
         keys = [str(p)]
         if getattr(st, "st_ino", 0):
             keys.append(f"inode:{st.st_dev}:{st.st_ino}")
-        for key in keys:
-            cached = self._data.get(key)
-            if cached and cached[0] == st.st_size and cached[1] == st.st_mtime_ns:
-                fp = cached[2]
-                break
-        else:
-            fp = file_fingerprint(p)
-        for key in keys:
-            if self._data.get(key) != [st.st_size, st.st_mtime_ns, fp]:
-                self._data[key] = [st.st_size, st.st_mtime_ns, fp]
-                self._dirty = True
-        return fp
+        return st, keys
 
     def save(self) -> None:
         if self._dirty:

@@ -18,7 +18,7 @@ import pyarrow as pa
 from pipeline.core import accounting
 from pipeline.core.config import stable_hash
 from pipeline.core.extractor import Extractor, WorkUnit
-from pipeline.core.io import AnyPath, as_path, makedirs, remove_tree
+from pipeline.core.io import AnyPath, as_path, is_remote, makedirs, remove_tree
 from pipeline.core.schema import DOC_SCHEMA, Doc, Rejected, docs_to_table, with_rejection
 from pipeline.core.shardcache import ShardCache, content_key
 from pipeline.core.shards import (
@@ -35,6 +35,7 @@ from pipeline.core.shards import (
 )
 from pipeline.core.stage import Executor, GlobalStage, ShardStage
 from pipeline.running.executor import TaskFailure
+from pipeline.running.fingerprints import FingerprintCache
 
 SHARD_MAX_DOCS = 20_000
 SHARD_MAX_TEXT_BYTES = 128 << 20
@@ -129,11 +130,12 @@ def shard_task(args: tuple[type, Any, str, str, bool, str]) -> dict[str, Any]:
     if recorded and (rec := _existing_record(out_dir, name)) is not None:
         return rec
     data = read_shard_bytes(in_path)
+    sha = content_key(data)
     cache = ShardCache(cache_dir)
-    entry = cache.entry(content_key(data), name=name)
-    files = {"kept.parquet": out_dir / f"{name}.parquet", "rejected.parquet": out_dir / REJECTED_DIR / f"{name}.parquet"}
+    entry = cache.entry(sha, name=name)
+    files = _shard_files(out_dir, name)
     if (cached := cache.lookup(entry)) is not None:
-        return _restored(cache, entry, files, cached, out_dir, name)
+        return {**_restored(cache, entry, files, cached, out_dir, name), "input_sha256": sha}
     table = table_from_bytes(data, in_path)
     stage = _stage_instance(cls, config)
     result = stage.process(table)
@@ -144,7 +146,33 @@ def shard_task(args: tuple[type, Any, str, str, bool, str]) -> dict[str, Any]:
     counts = accounting.count_shard(table, result.kept, result.rejected)
     record = _finish_task(out_dir, name, counts, [f"{name}.parquet"], [f"{name}.parquet"], started)
     cache.store(entry, files, {k: v for k, v in record.items() if k != "reused"})
-    return record
+    return {**record, "input_sha256": sha}
+
+
+def _shard_files(out_dir: AnyPath, name: str) -> dict[str, AnyPath]:
+    return {"kept.parquet": out_dir / f"{name}.parquet", "rejected.parquet": out_dir / REJECTED_DIR / f"{name}.parquet"}
+
+
+def _known_shard(args: tuple[type, Any, str, str, bool, str], digests: FingerprintCache | None) -> dict[str, Any] | None:
+    """For the driver: the record of a shard done already, in this step (its record) or by any build
+    (the shard cache, found by the input's digest that an earlier build's task recorded, and copied
+    into place); None when a task must read the shard. Nothing is read but small records."""
+    _, _, in_path, out_dir_s, recorded, cache_dir = args
+    out_dir, name = as_path(out_dir_s), as_path(in_path).stem
+    try:
+        if recorded and (rec := _existing_record(out_dir, name)) is not None:
+            return rec
+        fingerprint = digests.cached(in_path) if digests is not None and not is_remote(in_path) else None
+        if fingerprint is None or not cache_dir:
+            return None
+        sha = fingerprint.removeprefix("sha256:")
+        cache = ShardCache(cache_dir)
+        entry = cache.entry(sha, name=name)
+        if (cached := cache.lookup(entry)) is None:
+            return None
+        return {**_restored(cache, entry, _shard_files(out_dir, name), cached, out_dir, name), "input_sha256": sha}
+    except Exception:  # noqa: BLE001 - the shard's task tries again and reports the error with the shard
+        return None
 
 
 def _restored(cache: ShardCache, entry: AnyPath, files: dict[str, AnyPath], cached: dict[str, Any],
@@ -323,9 +351,12 @@ def run_extract(
 
 
 def run_shard_stage(stage: ShardStage, in_shards: list[AnyPath], out_dir: str | os.PathLike,
-                    executor: Executor, shard_cache: str | os.PathLike | None = None) -> StageReport:
+                    executor: Executor, shard_cache: str | os.PathLike | None = None,
+                    digests: FingerprintCache | None = None) -> StageReport:
     """Run a shard stage, one task per input shard. `shard_cache`: a directory for this stage, version,
-    config and files (the build keys it), where outputs are kept by input shard content (see shard_task)."""
+    config and files (the build keys it), where outputs are kept by input shard content (see shard_task).
+    `digests`: where the input shards' sha256 are remembered (by path and inode) from the tasks that
+    read them; a later build copies a known shard's output into place without a task."""
     out_dir = as_path(out_dir)
     _check_unique_names(in_shards)
     _prepare_dir(out_dir)
@@ -333,7 +364,17 @@ def run_shard_stage(stage: ShardStage, in_shards: list[AnyPath], out_dir: str | 
     done = _recorded(out_dir)
     cache = str(shard_cache) if shard_cache else ""
     items = [(type(stage), stage.config, str(p), str(out_dir), p.stem in done, cache) for p in in_shards]
-    results = executor.map(shard_task, items, desc=stage.name, return_failures=True)
+    # local shards only: on object storage each lookup would be a request per shard, made by the driver
+    local = digests is not None and not is_remote(out_dir)
+    results: list[Any] = [_known_shard(item, digests) if local else None for item in items]
+    todo = [i for i, r in enumerate(results) if r is None]
+    for i, r in zip(todo, executor.map(shard_task, [items[i] for i in todo], desc=stage.name, return_failures=True),
+                    strict=True):
+        results[i] = r
+    if local:
+        for item, r in zip(items, results, strict=True):
+            if isinstance(r, dict) and r.get("input_sha256"):
+                digests.remember(item[2], "sha256:" + r["input_sha256"])
     _collect(report, results, items, lambda it: it[2])
     if report.failed:
         raise StageFailed(report)

@@ -85,3 +85,31 @@ def test_truncated_compressed_input_is_a_counted_rejection(tmp_path, ray_executo
     counts = report.counts["jsonl"]
     assert counts["reasons"].get("jsonl:truncated-file") == 1
     assert 0 < counts["kept_docs"] < 2000
+
+
+def test_a_shard_known_by_its_digest_is_copied_by_the_driver_without_a_task(tmp_path, ray_executor):
+    """The tasks of a first run record each input shard's sha256 (by path and inode); a run into another
+    step directory finds the outputs in the shard cache by it and copies them without starting a task."""
+    from pipeline.running.executor import SerialExecutor
+    from pipeline.running.fingerprints import FingerprintCache
+
+    class NoTasks(SerialExecutor):
+        def map(self, fn, items, **kw):
+            assert not items, f"{len(items)} task(s) submitted"
+            return []
+
+    extract = _extract(tmp_path, ray_executor)
+    stage, cache = MinWordsStage(MinWordsConfig(min_words=12)), tmp_path / "shard-cache"
+    digests = FingerprintCache(tmp_path / "fingerprints.json")
+    first = run_shard_stage(stage, stage_inputs([extract]), tmp_path / "a", ray_executor, cache, digests)
+    digests.save()
+    again = FingerprintCache(tmp_path / "fingerprints.json")  # as the next build loads it
+    second = run_shard_stage(stage, stage_inputs([extract]), tmp_path / "b", NoTasks(progress=False), cache, again)
+    assert (first.shards_computed, second.shards_reused, second.shards_computed) == (3, 3, 0)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "b").glob("*.parquet")} == {
+        p.name: p.read_bytes() for p in (tmp_path / "a").glob("*.parquet")}
+    # a changed input is not taken for the one whose digest was recorded: its task runs
+    victim = stage_inputs([extract])[0]
+    victim.write_bytes(victim.read_bytes())  # same bytes, new mtime: unknown until read again
+    with pytest.raises(AssertionError, match="1 task"):
+        run_shard_stage(stage, stage_inputs([extract]), tmp_path / "c", NoTasks(progress=False), cache, again)
