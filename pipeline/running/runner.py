@@ -159,20 +159,33 @@ def _known_shard(args: tuple[type, Any, str, str, bool, str], digests: Fingerpri
     into place); None when a task must read the shard. Nothing is read but small records."""
     _, _, in_path, out_dir_s, recorded, cache_dir = args
     out_dir, name = as_path(out_dir_s), as_path(in_path).stem
-    try:
-        if recorded and (rec := _existing_record(out_dir, name)) is not None:
-            return rec
-        fingerprint = digests.cached(in_path) if digests is not None and not is_remote(in_path) else None
-        if fingerprint is None or not cache_dir:
-            return None
-        sha = fingerprint.removeprefix("sha256:")
-        cache = ShardCache(cache_dir)
-        entry = cache.entry(sha, name=name)
-        if (cached := cache.lookup(entry)) is None:
-            return None
-        return {**_restored(cache, entry, _shard_files(out_dir, name), cached, out_dir, name), "input_sha256": sha}
-    except Exception:  # noqa: BLE001 - the shard's task tries again and reports the error with the shard
+    if recorded and (rec := _existing_record(out_dir, name)) is not None:
+        return rec
+    fingerprint = digests.cached(in_path) if digests is not None and not is_remote(in_path) else None
+    if fingerprint is None or not cache_dir:
         return None
+    sha = fingerprint.removeprefix("sha256:")
+    cache = ShardCache(cache_dir)
+    entry = cache.entry(sha, name=name)
+    if (cached := cache.lookup(entry)) is None:
+        return None
+    return {**_restored(cache, entry, _shard_files(out_dir, name), cached, out_dir, name), "input_sha256": sha}
+
+
+def _map_unknown(executor: Executor, task: Any, items: list[Any], known: Any, desc: str) -> list[Any]:
+    """Each item's result: `known(item)` (work done before, copied into place by the driver) or its
+    task's. A lookup that fails (a cache file missing, a storage error) is left to the task, which
+    reports the error with its item."""
+    results: list[Any] = []
+    for item in items:
+        try:
+            results.append(known(item))
+        except Exception:  # noqa: BLE001 - see above
+            results.append(None)
+    todo = [i for i, r in enumerate(results) if r is None]
+    for i, r in zip(todo, executor.map(task, [items[i] for i in todo], desc=desc, return_failures=True), strict=True):
+        results[i] = r
+    return results
 
 
 def _restored(cache: ShardCache, entry: AnyPath, files: dict[str, AnyPath], cached: dict[str, Any],
@@ -218,15 +231,6 @@ def _known_unit(args: tuple[type, Any, WorkUnit, str, bool, str]) -> dict[str, A
     if (cached := cache.lookup(entry)) is not None:
         return _restored(cache, entry, _unit_files(cached, out_dir), cached, out_dir, unit.key)
     return None
-
-
-def _known_in_driver(args: tuple[type, Any, WorkUnit, str, bool, str]) -> dict[str, Any] | None:
-    """`_known_unit`, where a cache entry that cannot be copied (a file missing, storage errors) is left
-    to the unit's task, which reports it as the unit's failure."""
-    try:
-        return _known_unit(args)
-    except Exception:  # noqa: BLE001 - the task tries again and reports the error with the unit
-        return None
 
 
 def _extract_unit(cls: type, config: Any, unit: WorkUnit, out_dir: AnyPath, started: float) -> dict[str, Any]:
@@ -337,11 +341,7 @@ def run_extract(
     cache = str(unit_cache) if unit_cache else ""
     items = [(type(extractor), extractor.config, u, str(out_dir), u.key in done, cache) for u in units]
     # units done before are copied into place here (their key and fingerprint say where): tasks only extract
-    results: list[Any] = [_known_in_driver(item) for item in items]
-    todo = [i for i, r in enumerate(results) if r is None]
-    for i, r in zip(todo, executor.map(extract_task, [items[i] for i in todo], desc=report.name,
-                                       return_failures=True), strict=True):
-        results[i] = r
+    results = _map_unknown(executor, extract_task, items, _known_unit, report.name)
     _collect(report, results, items, lambda it: it[2].payload.get("path") or it[2].key)
     ids = [read_table(out_dir / name, columns=["id"]) for name in sorted(report.outputs)]
     if ids:  # unique across the step's tasks too (two inputs may name the same document)
@@ -366,11 +366,8 @@ def run_shard_stage(stage: ShardStage, in_shards: list[AnyPath], out_dir: str | 
     items = [(type(stage), stage.config, str(p), str(out_dir), p.stem in done, cache) for p in in_shards]
     # local shards only: on object storage each lookup would be a request per shard, made by the driver
     local = digests is not None and not is_remote(out_dir)
-    results: list[Any] = [_known_shard(item, digests) if local else None for item in items]
-    todo = [i for i, r in enumerate(results) if r is None]
-    for i, r in zip(todo, executor.map(shard_task, [items[i] for i in todo], desc=stage.name, return_failures=True),
-                    strict=True):
-        results[i] = r
+    results = _map_unknown(executor, shard_task, items, lambda item: _known_shard(item, digests) if local else None,
+                           stage.name)
     if local:
         for item, r in zip(items, results, strict=True):
             if isinstance(r, dict) and r.get("input_sha256"):
