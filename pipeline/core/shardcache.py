@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from typing import Any
 
+import pyarrow as pa
+
 from pipeline.core.config import stable_hash
-from pipeline.core.io import AnyPath, as_path, copy_file, read_json, write_json
+from pipeline.core.io import AnyPath, as_path, copy_file, read_json, read_table, write_json, write_table
 
 DONE_FILE = "_done.json"
 
@@ -65,3 +68,13 @@ class ShardCache:
         """Commit an entry whose files the caller wrote into it directly."""
         if entry is not None:
             write_json(record, entry / DONE_FILE)
+
+    def table(self, entry: AnyPath | None, name: str, compute: Callable[[], pa.Table]) -> pa.Table:
+        """The table kept as `name` in a complete entry, else `compute()`'s, stored there and committed."""
+        if self.lookup(entry) is not None:
+            return read_table(entry / name)
+        table = compute()
+        if entry is not None:
+            write_table(table, entry / name)
+            self.commit(entry, {"rows": table.num_rows})
+        return table

@@ -50,7 +50,7 @@ class BuildResult:
     stopped_after: str = ""  # set when the build stopped early (`--until`): no version is written
     uses: list[AnyPath] = field(default_factory=list)  # step, cache and scratch directories (corpus gc)
     started: float = 0.0  # time.time() when run_build began: run.json's `started`
-    ledger_cache: AnyPath | None = None  # where the version's ledger rows are kept by shard content
+    ledger_cache: AnyPath | None = None  # where the version's ledger rows and rejected parts are kept by shard content
 
 
 class EmptySourceError(RuntimeError):

@@ -40,7 +40,7 @@ from pipeline.core.io import (
 )
 from pipeline.core.schema import is_skipped_record
 from pipeline.core.shardcache import ShardCache
-from pipeline.core.shards import list_rejected, list_shards, read_table, write_table
+from pipeline.core.shards import list_rejected, list_shards, read_table
 from pipeline.running.buildconfig import BuildConfig
 from pipeline.running.fingerprints import FingerprintCache
 from pipeline.versions.lineage import SAMPLES_FILE, step_columns
@@ -123,13 +123,7 @@ def build_ledger(shards: list[AnyPath], sha256: list[str] | None = None, cache: 
     parts = []
     for shard, sha in zip(shards, sha256 or [None] * len(shards), strict=True):
         entry = cache.entry(sha, kind="ledger", format=LEDGER_PART) if sha else None
-        if cache.lookup(entry) is not None:
-            t = read_table(entry / "ledger.parquet")
-        else:
-            t = _ledger_rows(shard)
-            if entry is not None:
-                write_table(t, entry / "ledger.parquet")
-                cache.commit(entry, {"docs": t.num_rows})
+        t = cache.table(entry, "ledger.parquet", lambda shard=shard: _ledger_rows(shard))
         parts.append(t.add_column(0, "shard", pa.array([shard.name] * t.num_rows, pa.string())))
     if not parts:
         return pa.table({"shard": pa.array([], pa.string()), "id": pa.array([], pa.string()),
@@ -180,7 +174,7 @@ def write_version(config: BuildConfig, result, *, sources: list[str], out: str |
         plan += extra_plan
         files += [{"path": rel, "bytes": src.stat().st_size, "sha256": _digest(digests, src), **extra}
                   for src, rel, extra in extra_plan]
-    parts_cache = ShardCache(getattr(result, "ledger_cache", None))
+    parts_cache = ShardCache(result.ledger_cache)
     ledger = build_ledger(shards, [f["sha256"] for f in files[:len(shards)]], parts_cache)
     ledger_bytes = parquet_bytes(ledger)
     rejected_shards = [s for step in result.steps for s in list_rejected(step.out_dir)]

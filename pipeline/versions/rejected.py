@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from pipeline.core.io import AnyPath
 from pipeline.core.schema import reason_key
 from pipeline.core.shardcache import ShardCache
-from pipeline.core.shards import read_table, write_table
+from pipeline.core.shards import read_table
 from pipeline.versions.lineage import (
     SAMPLE_SCHEMA,
     SAMPLE_TEXT_CHARS,
@@ -51,13 +51,7 @@ def rejected_parts(shards: list[AnyPath], sha256: list[str], cache: ShardCache, 
 def rejected_part(shard: AnyPath, sha256: str, cache: ShardCache) -> pa.Table:
     entry = cache.entry(sha256, kind="rejected", format=PART_FORMAT, per_reason=SAMPLES_PER_REASON,
                         text_chars=SAMPLE_TEXT_CHARS)
-    if cache.lookup(entry) is not None:
-        return read_table(entry / "part.parquet")
-    part = _part_of(read_table(shard))
-    if entry is not None:
-        write_table(part, entry / "part.parquet")
-        cache.commit(entry, {"docs": part.num_rows})
-    return part
+    return cache.table(entry, "part.parquet", lambda: _part_of(read_table(shard)))
 
 
 def _part_of(t: pa.Table) -> pa.Table:
