@@ -35,44 +35,30 @@ def _text_bytes(table: pa.Table) -> pa.Array:
     return pc.binary_length(table.column("text").cast(pa.binary())) if table.num_rows else pa.array([], pa.int64())
 
 
-def _one_source(column: pa.ChunkedArray) -> bool:
-    """Whether every row has the same source (every extraction task's shard): then the counts below need
-    no `group_by`, whose first use loads pyarrow's dataset module and with it pandas (~0.15 s of CPU, a
-    tenth of `corpus extract`'s work outside extraction)."""
-    return pc.count_distinct(column, mode="all").as_py() == 1
+def _sums(keys: list[Any], sizes: pa.Array) -> dict[Any, tuple[int, int]]:
+    """Documents and text bytes per key, as a `group_by(...).aggregate([count, sum])` gives them (nulls
+    not counted). A plain loop: `group_by` imports pyarrow.dataset and with it pandas (~0.15 s of CPU
+    per process, a tenth of `corpus extract`'s work outside extraction), and a shard's rows are few."""
+    groups: dict[Any, list[int]] = {}
+    for key, b in zip(keys, sizes.to_pylist(), strict=True):
+        g = groups.setdefault(key, [0, 0])
+        if b is not None:
+            g[0] += 1
+            g[1] += b
+    return {k: (n, b) for k, (n, b) in groups.items()}
 
 
 def _per_source(table: pa.Table) -> dict[str, tuple[int, int]]:
     if table.num_rows == 0:
         return {}
-    sources, sizes = table.column("source"), _text_bytes(table)
-    if _one_source(sources):  # what the group_by below gives for one group
-        return {sources[0].as_py(): (pc.count(sizes).as_py(), int(pc.sum(sizes).as_py() or 0))}
-    t = pa.table({"source": sources, "b": sizes})
-    g = t.group_by("source").aggregate([("b", "count"), ("b", "sum")])
-    return {
-        s: (int(n), int(b or 0))
-        for s, n, b in zip(g["source"].to_pylist(), g["b_count"].to_pylist(), g["b_sum"].to_pylist(), strict=True)
-    }
+    return _sums(table.column("source").to_pylist(), _text_bytes(table))
 
 
 def _per_reason(rejected: pa.Table) -> list[tuple[str, str, int, int]]:
-    """(source, reason key, documents, bytes) per group, as a group_by on source and reason key gives them."""
-    reasons = [reason_key(r) for r in rejected.column("reason").to_pylist()]
-    sources = rejected.column("source")
-    if _one_source(sources):
-        groups: dict[str, list[int]] = {}
-        for r, b in zip(reasons, _text_bytes(rejected).to_pylist(), strict=True):
-            g = groups.setdefault(r, [0, 0])
-            if b is not None:  # a group_by's count and sum skip nulls
-                g[0] += 1
-                g[1] += b
-        source = sources[0].as_py()
-        return [(source, r, n, b) for r, (n, b) in groups.items()]
-    t = pa.table({"source": sources, "reason": pa.array(reasons, pa.string()), "b": _text_bytes(rejected)})
-    g = t.group_by(["source", "reason"]).aggregate([("b", "count"), ("b", "sum")])
-    return [(s, r, int(n), int(b or 0)) for s, r, n, b in zip(
-        g["source"].to_pylist(), g["reason"].to_pylist(), g["b_count"].to_pylist(), g["b_sum"].to_pylist(), strict=True)]
+    """(source, reason key, documents, bytes) per group."""
+    keys = list(zip(rejected.column("source").to_pylist(),
+                    [reason_key(r) for r in rejected.column("reason").to_pylist()], strict=True))
+    return [(s, r, n, b) for (s, r), (n, b) in _sums(keys, _text_bytes(rejected)).items()]
 
 
 def count_shard(inp: pa.Table | None, kept: pa.Table, rejected: pa.Table) -> dict[str, dict[str, Any]]:

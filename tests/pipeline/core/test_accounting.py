@@ -46,7 +46,7 @@ def _grouped(table: pa.Table, keys: list[str]) -> dict[tuple, tuple[int, int]]:
 
 @pytest.mark.parametrize("sources", [["cc"], ["cc", "books"]])
 def test_counts_are_the_group_by_counts(sources: list[str]) -> None:
-    """One source (every extraction shard) is counted without a group_by: the same numbers."""
+    """Counted without group_by (it imports pandas), one source or several: the same numbers."""
     n = 40
     kept = pa.table({"source": [sources[i % len(sources)] for i in range(n)], "text": ["é" * i for i in range(n)]})
     reasons = ["cc:extract-empty", "near-dup:cc/1", "near-dup:cc/2", "cc:lang:de"]
