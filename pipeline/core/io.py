@@ -593,11 +593,13 @@ def write_table(table: pa.Table, path: str | os.PathLike) -> None:
 
 
 def write_scratch_table(table: pa.Table, path: str | os.PathLike) -> None:
-    """An intermediate Parquet file that only this run reads back: lz4 and row groups of a million
-    rows, 3-5x cheaper to write and read than `write_table`'s zstd and 8,192-row groups (band keys
-    and signatures do not compress anyway)."""
+    """An intermediate Parquet file that only this run reads back: neither compressed nor dictionary
+    encoded, in row groups of a million rows. Band keys and signatures do not compress; for text (the
+    mix's buckets) lz4 with dictionaries cost 4x the CPU to write and 6x to read back (57 MB of
+    documents: 0.23 + 0.33 s against 0.09 + 0.06 s) to save a third of bytes that live for one step."""
     sink = pa.BufferOutputStream()
-    writer = pq.ParquetWriter(sink, table.schema, compression="lz4", write_statistics=False)
+    writer = pq.ParquetWriter(sink, table.schema, compression="none", use_dictionary=False,
+                              write_statistics=False)
     if table.num_rows:
         writer.write_table(table, row_group_size=1 << 20)
     writer.close()

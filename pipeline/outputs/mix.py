@@ -24,6 +24,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -224,13 +225,20 @@ def _gather_task(args: tuple[str, str, int, str]) -> dict[str, Any] | None:
     out = as_path(out_dir) / split / f"{split}-{part:05d}.parquet"
     data = parquet_bytes(t)  # the bytes write_table writes; hashed here, not read back
     write_bytes_atomic(data, out)
-    per_source: dict[str, dict[str, int]] = {}
-    for s, text in zip(t["source"].to_pylist(), t["text"].to_pylist(), strict=True):
-        c = per_source.setdefault(s, {"docs": 0, "text_bytes": 0})
-        c["docs"] += 1
-        c["text_bytes"] += len(text.encode("utf-8"))
     return {"path": f"{split}/{out.name}", "docs": t.num_rows, "bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(), "sources": per_source}
+            "sha256": hashlib.sha256(data).hexdigest(), "sources": source_counts(t)}
+
+
+def source_counts(t: pa.Table) -> dict[str, dict[str, int]]:
+    """Documents and UTF-8 text bytes per source, in order of first appearance, without turning a
+    partition's texts into Python strings."""
+    sources = t["source"].combine_chunks().dictionary_encode()
+    index = sources.indices.to_numpy(zero_copy_only=False)
+    lengths = pc.binary_length(t["text"].combine_chunks()).to_numpy(zero_copy_only=False)
+    names = sources.dictionary.to_pylist()
+    docs = np.bincount(index, minlength=len(names))
+    text_bytes = np.bincount(index, weights=lengths, minlength=len(names))  # float64: exact below 2**53
+    return {name: {"docs": int(docs[i]), "text_bytes": int(text_bytes[i])} for i, name in enumerate(names)}
 
 
 # ------------------------------------------------------------------------------------------- mix

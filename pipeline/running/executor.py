@@ -12,8 +12,12 @@ cannot reach is a `ClusterError` naming it, in one line. Usage stats are off in 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import signal
 import socket
+import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -123,19 +127,79 @@ def _call(fn: Callable[..., Any], item: Any, catch: bool, shared: Any = _NO_SHAR
         return TaskFailure(item, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}")
 
 
-class RayExecutor:
-    def __init__(self, address: str | None = None, num_cpus: int | None = None, progress: bool = True):
-        import ray
+class _LocalStart:
+    """`ray.init` of a local instance on a thread of its own: the driver goes on planning (and copying
+    work done before into place) during the seconds Ray's processes take to come up.
 
-        self._ray = ray
+    The thread lives until `release`: Ray starts its processes with PR_SET_PDEATHSIG, which Linux
+    sends when the *thread* that started them ends, so an ended thread would take the instance down."""
+
+    def __init__(self, num_cpus: int) -> None:
+        self.num_cpus = num_cpus
+        self.ray: Any = None
+        self._error: BaseException | None = None
+        self._started, self._released = threading.Event(), threading.Event()
+        if threading.current_thread() is threading.main_thread():
+            # what ray.init sets when called from the main thread: SIGTERM exits through atexit, where
+            # Ray stops its processes
+            signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        logging.getLogger("ray._private.worker").addFilter(_not_main_thread_warning)
+        self._thread = threading.Thread(target=self._start, name="ray-local-start", daemon=True)
+        self._thread.start()
+
+    def _start(self) -> None:
+        try:
+            import ray  # here too: importing it takes ~0.5 s
+
+            self.ray = ray
+            ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=False, log_to_driver=True,
+                           configure_logging=False)
+        except BaseException as exc:  # noqa: BLE001 - reported by wait(), in the driver's thread
+            self._error = exc
+        finally:
+            self._started.set()
+        self._released.wait()
+
+    def wait(self) -> Any:
+        """The `ray` module, once the instance is up."""
+        self._started.wait()
+        if self._error is not None:
+            raise ClusterError(f"cannot start a local Ray instance: {_short(self._error)}") from self._error
+        return self.ray
+
+    def release(self) -> None:
+        self._released.set()
+        self._thread.join(timeout=5)
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    sys.exit(signum)
+
+
+def _not_main_thread_warning(record: logging.LogRecord) -> bool:
+    """Drops Ray's warning that ray.init ran off the main thread: `_LocalStart` sets the handler itself."""
+    return "SIGTERM handler is not set" not in record.getMessage()
+
+
+class RayExecutor:
+    """Runs tasks on Ray: a cluster it joins, or a local instance it starts in the background (the
+    first call that needs Ray waits for it; a start that failed raises `ClusterError` there)."""
+
+    def __init__(self, address: str | None = None, num_cpus: int | None = None, progress: bool = True):
         self.progress = progress
         address = (address or os.environ.get("RAY_ADDRESS") or "").strip() or None
         self.address = address
-        if not ray.is_initialized():
+        self._local: _LocalStart | None = None
+        self._ray: Any = sys.modules.get("ray")
+        self._remote_call: Any = None
+        if self._ray is None or not self._ray.is_initialized():
             # No usage stats from any instance we start (Ray's probe also queries cloud metadata
             # addresses); set before init so that every process of the instance inherits it.
             os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
             if address and address != "local":
+                import ray
+
+                self._ray = ray
                 _check_reachable(address)
                 try:
                     ray.init(address=address, log_to_driver=True)
@@ -144,28 +208,29 @@ class RayExecutor:
             else:
                 # "local": a new instance of our own, never a cluster found through RAY_ADDRESS or the
                 # `ray_current_cluster` file of a `ray start` (joining one would also refuse num_cpus).
-                try:
-                    ray.init(
-                        address="local",
-                        num_cpus=num_cpus or os.cpu_count() or 1,
-                        include_dashboard=False,
-                        log_to_driver=True,
-                        configure_logging=False,
-                    )
-                except Exception as exc:  # noqa: BLE001 - one line, not Ray's traceback
-                    raise ClusterError(f"cannot start a local Ray instance: {_short(exc)}") from exc
-        # SPREAD, as Ray Data does for its read tasks: shard tasks are alike, so spreading them over the
-        # nodes beats packing the head node first.
-        self._remote_call = ray.remote(num_cpus=1, max_retries=2, scheduling_strategy="SPREAD")(_call)
+                self._local = _LocalStart(num_cpus or os.cpu_count() or 1)
+
+    def _ready(self) -> None:
+        if self._local is not None:
+            self._ray = self._local.wait()
+        if self._remote_call is None:
+            # SPREAD, as Ray Data does for its read tasks: shard tasks are alike, so spreading them over
+            # the nodes beats packing the head node first.
+            self._remote_call = self._ray.remote(num_cpus=1, max_retries=2, scheduling_strategy="SPREAD")(_call)
 
     @property
     def num_workers(self) -> int:
+        if self._local is not None:  # known without waiting for the instance
+            return self._local.num_cpus
+        self._ready()
         return max(1, int(self._ray.cluster_resources().get("CPU", 1)))
 
     def put(self, obj: Any) -> Any:
+        self._ready()
         return self._ray.put(obj)
 
     def get(self, ref: Any) -> Any:
+        self._ready()
         return self._ray.get(ref)
 
     def map(
@@ -182,6 +247,9 @@ class RayExecutor:
         `shared` (a value from `put`) is passed as a second argument to every call; Ray hands each
         task the object from its store instead of copying it per task.
         """
+        if not items:
+            return []
+        self._ready()
         ray = self._ray
         refs = [self._remote_call.remote(fn, item, return_failures, shared) for item in items]
         index = {ref: i for i, ref in enumerate(refs)}
@@ -206,8 +274,16 @@ class RayExecutor:
         return results
 
     def shutdown(self) -> None:
+        if self._local is not None:
+            try:
+                self._ray = self._local.wait()
+            except ClusterError:  # a start that failed has nothing to stop
+                self._local.release()
+                return
         self._stop_autoscaler_monitor()
         self._ray.shutdown()
+        if self._local is not None:
+            self._local.release()
 
     def _stop_autoscaler_monitor(self) -> None:
         """Kill the autoscaler monitor of an instance we started, before `ray.shutdown()` does.

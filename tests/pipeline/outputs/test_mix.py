@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+import pyarrow as pa
 import pytest
 
 from pipeline.core.config import ConfigError
 from pipeline.core.shards import read_table
-from pipeline.outputs.mix import MixConfig, MixError, copies_of, mix, split_of, split_shards
+from pipeline.outputs.mix import MixConfig, MixError, copies_of, mix, source_counts, split_of, split_shards
 from pipeline.running.executor import SerialExecutor
 from pipeline.versions.manifest import sha256_file
 from tests.pipeline.corpus_text import book_docs, wikipedia_docs, write_doc_shards
@@ -129,3 +130,18 @@ def test_scatter_runs_hold_bounded_text_and_keep_every_worker_busy():
     assert len(runs) == 8 and [i for r in runs for i in r] == list(range(68))
     big = scatter_groups([30] * 100, 1, max_bytes=100)  # 3,000 bytes in runs of at most ~100
     assert len(big) == 30 and max(sum(30 for _ in r) for r in big) <= 120
+
+
+def test_source_counts_are_documents_and_utf8_bytes_per_source():
+    texts = ["naïve café", "", "日本語のテキスト", "plain", "x" * 1000, "ü"]
+    sources = ["wiki", "cc", "wiki", "books", "cc", "wiki"]
+    chunked = pa.Table.from_batches([pa.record_batch({"source": sources[:2], "text": texts[:2]}),
+                                     pa.record_batch({"source": sources[2:], "text": texts[2:]})])
+    expected: dict[str, dict[str, int]] = {}
+    for source, text in zip(sources, texts, strict=True):
+        c = expected.setdefault(source, {"docs": 0, "text_bytes": 0})
+        c["docs"] += 1
+        c["text_bytes"] += len(text.encode("utf-8"))
+    assert source_counts(chunked) == expected
+    assert list(source_counts(chunked)) == ["wiki", "cc", "books"]  # first appearance, as before
+    assert source_counts(chunked.slice(0, 0)) == {}

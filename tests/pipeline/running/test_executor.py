@@ -1,0 +1,78 @@
+"""RayExecutor's local instance starts on a thread of its own while the driver goes on: it must then
+run tasks like any instance, stop every process it started, and turn a failed start into a one-line
+`ClusterError` at the first call that needs Ray. Each case runs in a fresh process (a test session may
+already have Ray up, which an executor joins instead of starting one)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+_STARTS_AND_STOPS = """
+import json, os, threading, time
+from pipeline.running.executor import RayExecutor
+
+made = time.perf_counter()
+ex = RayExecutor(num_cpus=2, progress=False)
+returned = time.perf_counter() - made
+import ray
+up_at_return = ray.is_initialized()
+results = ex.map(abs, [-3, 1, -2])
+node = ray._private.worker._global_node
+pids = [i.process.pid for infos in node.all_processes.values() for i in infos]
+ex.shutdown()
+time.sleep(0.5)
+alive = []
+for pid in pids:
+    try:
+        os.kill(pid, 0)
+        alive.append(pid)
+    except ProcessLookupError:
+        pass
+print(json.dumps({"results": results, "up_at_return": up_at_return, "returned_s": returned, "pids": pids,
+                  "alive": alive, "threads": [t.name for t in threading.enumerate()],
+                  "workers": ex.num_workers}))
+"""
+
+_FAILED_START = """
+import json
+from pipeline.running.executor import ClusterError, RayExecutor
+
+ex = RayExecutor(num_cpus=-1, progress=False)  # Ray refuses a negative CPU count
+out = {"empty": ex.map(abs, [])}  # nothing to run: no need to wait for Ray
+try:
+    ex.map(abs, [1])
+except ClusterError as exc:
+    out["error"] = str(exc)
+ex.shutdown()
+out["shutdown"] = "ok"
+print(json.dumps(out))
+"""
+
+
+def _run(code: str) -> dict:
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "SIGTERM handler is not set" not in proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_local_instance_starts_in_the_background_runs_tasks_and_stops_every_process():
+    out = _run(_STARTS_AND_STOPS)
+    assert out["up_at_return"] is False  # the constructor did not wait for Ray's processes
+    assert out["results"] == [3, 1, 2]
+    assert out["workers"] == 2
+    assert len(out["pids"]) >= 3  # GCS, raylet, log monitor, ...
+    assert out["alive"] == [], f"Ray processes left running: {out['alive']}"
+    assert "ray-local-start" not in out["threads"]
+
+
+def test_a_failed_start_is_a_one_line_cluster_error_at_first_use():
+    out = _run(_FAILED_START)
+    assert out["empty"] == []
+    assert out["error"].startswith("cannot start a local Ray instance: ")
+    assert "\n" not in out["error"] and "nonnegative" in out["error"]
+    assert out["shutdown"] == "ok"
