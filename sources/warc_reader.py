@@ -37,6 +37,7 @@ from warcio.statusandheaders import StatusAndHeadersParserException  # noqa: E40
 
 BLOCK = 1 << 16
 MAX_RESYNC_BYTES = 64 << 20  # bytes kept to rewind after a corrupt part; beyond, resync from where we are
+SCAN_CARRY_BYTES = 8 << 10  # longer than the first line of a record (an ARC line holds a URL)
 MAX_HEADER_BYTES = 64 << 10  # one header block (WARC or HTTP headers, up to their blank line)
 
 GZIP_MAGIC = b"\x1f\x8b\x08"
@@ -109,21 +110,26 @@ class _Source:
 
     def scan(self, pattern: re.Pattern[bytes]) -> bool:
         """Skip to the start of group 1 (or the whole match) of the next `pattern` match; False at EOF."""
-        carry = b""
+        carry, from_start = b"", True  # the carried bytes begin where the scan began, until trimmed
         while True:
             block = self.read(BLOCK)
             if not block:
                 return False
             buf = carry + block
             m = pattern.search(buf)
+            if m and not from_start and m.start() == 0 and not buf.startswith(b"\n"):
+                # `^` matched where the carried bytes were cut, which is not the start of a line
+                m = pattern.search(buf, 1)
             if m:
                 start = m.start(1) if m.re.groups else m.start()
                 self.unread(buf[start:])
                 return True
-            keep = min(len(buf), 256)
-            carry = buf[len(buf) - keep:]
-            if len(carry) > len(block):
-                carry = carry[len(carry) - len(block):]
+            # the last bytes searched go with the next read, however short the reads, so that a
+            # match split across reads is found
+            if len(buf) > SCAN_CARRY_BYTES:
+                carry, from_start = buf[-SCAN_CARRY_BYTES:], False
+            else:
+                carry = buf
 
 
 class _GzipMember:

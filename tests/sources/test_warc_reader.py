@@ -14,6 +14,7 @@ from sources.warc_reader import (
     _GZIP_RE,
     _WARC_START_RE,
     MAX_HEADER_BYTES,
+    SCAN_CARRY_BYTES,
     _BoundedReader,
     _CorruptInput,
     _GzipMember,
@@ -44,6 +45,25 @@ def test_source_unread_rewind_and_scan() -> None:
     assert src.scan(_WARC_START_RE) and src.tell() == data.index(b"WARC/")
     assert src.read(10) == b"WARC/1.0\r\n"
     assert not src.scan(_GZIP_RE)  # no gzip magic left: EOF
+
+
+def test_scan_finds_a_record_start_split_over_many_short_reads() -> None:
+    data = b"junk " * 3 + b"\nWARC/1.0\r\nrest"  # the start line spans three 7-byte reads
+    src = _Source(ShortReads(data))
+    assert src.scan(_WARC_START_RE) and src.tell() == data.index(b"WARC/")
+    assert src.read(10) == b"WARC/1.0\r\n"
+    src = _Source(ShortReads(b"WARC/1.0\r\nrest"))  # at the very start: `^`, across reads
+    assert src.scan(_WARC_START_RE) and src.tell() == 0
+
+
+def test_scan_does_not_take_a_mid_line_start_for_a_record_start() -> None:
+    """`WARC/1.0` inside a line is no record start, wherever the reads cut the stream."""
+    for pad in range(9):
+        mid_line = b"x" * (SCAN_CARRY_BYTES + pad) + b"WARC/1.0\r\n"
+        data = mid_line + b"more\nWARC/1.1\r\nrecord"
+        for raw in (io.BytesIO(data), ShortReads(data)):
+            src = _Source(raw)
+            assert src.scan(_WARC_START_RE) and src.read(10) == b"WARC/1.1\r\n", (pad, type(raw).__name__)
 
 
 def test_gzip_member_reads_one_member_and_leaves_the_source_after_it() -> None:
