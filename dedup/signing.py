@@ -10,6 +10,7 @@ blocks x partitions files; it is cheap next to signing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ import pyarrow.compute as pc
 from dedup import exact, lsh, minhash
 from dedup.context import DedupContext, read_docs, read_signatures, sig_array
 from dedup.normalize import normalize_array, shingle_spans
-from pipeline.core.io import as_path
+from pipeline.core.io import as_path, is_remote
 from pipeline.core.shardcache import ShardCache, content_key
 from pipeline.core.shards import (
     read_shard_bytes,
@@ -110,6 +111,31 @@ def signature_task(item: tuple[int, ShardCache], ctx: DedupContext) -> dict[str,
         cache.commit(entry, {"docs": docs.num_rows})
     return {"sig_dir": str(entry if entry is not None else ctx.path("signed", shard)), "reused": reused,
             "sha256": sha}
+
+
+def known_signatures(ctx: DedupContext, cache: ShardCache, digests: Mapping[str, str]) -> list[dict[str, Any] | None]:
+    """For the driver: per shard, what `signature_task` would return when the shard's sha256 is known
+    without reading it (an input shard's from `digests`, by file name; a reference shard's from its
+    manifest, with a local cache) and its signatures are in the cache; else None (a task must hash
+    it). Only the entries' small records are read."""
+    return [_known_signature(ctx, cache, shard, digests) for shard in range(len(ctx.shards))]
+
+
+def _known_signature(ctx: DedupContext, cache: ShardCache, shard: int, digests: Mapping[str, str]) -> dict[str, Any] | None:
+    reference = ctx.is_reference(shard)
+    if reference:  # on object storage a lookup by the driver is a request per shard: the task's is as cheap
+        local = cache.root is not None and not is_remote(cache.root)
+        sha = ctx.ref_sha256[shard - ctx.num_inputs] if local else None
+    else:
+        sha = digests.get(as_path(ctx.shards[shard]).name)
+    if not sha:
+        return None
+    entry = cache.entry(sha, kind="signatures", reference=reference)
+    try:
+        found = cache.lookup(entry) is not None
+    except Exception:  # noqa: BLE001 - an unreadable record is left to the task, which reports it
+        found = False
+    return {"sig_dir": str(entry), "reused": True, "sha256": sha} if found else None
 
 
 def scatter_task(block: int, ctx: DedupContext) -> None:

@@ -23,6 +23,7 @@ shards ordered by file name, then the reference shards.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -31,7 +32,7 @@ from dedup.candidates import attach_sets_task, attach_task, bucket_task, verify_
 from dedup.clusters import attrs_task, members_task, survivor_task, write_task
 from dedup.components import connected_components
 from dedup.context import DedupContext
-from dedup.signing import scatter_task, signature_task
+from dedup.signing import known_signatures, scatter_task, signature_task
 from pipeline.core.config import ConfigError, at_least, require, stable_hash
 from pipeline.core.io import AnyPath, parquet_num_rows, remove_tree
 from pipeline.core.shardcache import ShardCache
@@ -159,7 +160,7 @@ class DedupStage(GlobalStage):
         return out
 
     def run(self, in_shards: list[AnyPath], out_dir: AnyPath, scratch: AnyPath, executor: Executor,
-            cache: ShardCache | None = None) -> dict[str, dict[str, Any]]:
+            cache: ShardCache | None = None, digests: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
         cfg: DedupConfig = self.config
         cache = cache or ShardCache(None)
         shards = sorted(in_shards, key=lambda p: p.name)
@@ -175,8 +176,7 @@ class DedupStage(GlobalStage):
         ctx = DedupContext(str(work), [str(p) for p in everything], n, parts, cfg, bands, rows,
                            ref_versions=[name for name, _, _ in refs], ref_sha256=[sha for _, _, sha in refs],
                            blocks=blocks)
-        signed = executor.map(signature_task, [(i, cache) for i in range(n_all)], desc="dedup: signatures",
-                              shared=executor.put(ctx))
+        signed = _signatures(ctx, cache, digests or {}, executor)
         ctx.sig_dirs = [s["sig_dir"] for s in signed]
         ctx.sha256 = [s["sha256"] for s in signed]
         shared = executor.put(ctx)
@@ -207,6 +207,20 @@ class DedupStage(GlobalStage):
                     "input_shards": n, "shards_rewritten": sum(w["rewritten"] for w in written)},
                    out_dir / STATS_FILE)
         return {name: counts for w in written for name, counts in w["counts"].items()}
+
+
+def _signatures(ctx: DedupContext, cache: ShardCache, digests: Mapping[str, str],
+                executor: Executor) -> list[dict[str, Any]]:
+    """Every shard's `signature_task` result: found in the cache by the driver where the shard's sha256
+    is known (a grown corpus: most shards), from a task for the rest, which hashes the shard to know."""
+    signed = known_signatures(ctx, cache, digests)
+    todo = [i for i, s in enumerate(signed) if s is None]
+    if todo:
+        done = executor.map(signature_task, [(i, cache) for i in todo], desc="dedup: signatures",
+                            shared=executor.put(ctx))
+        for i, s in zip(todo, done, strict=True):
+            signed[i] = s
+    return signed
 
 
 def default_partitions(docs: int, rows_per_doc: int, workers: int) -> int:

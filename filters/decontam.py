@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -379,7 +380,8 @@ class DecontamStage(GlobalStage):
         return {f"eval:{k}": v for k, v in self.eval_fingerprint().items()}
 
     def run(self, in_shards: list[AnyPath], out_dir: AnyPath, scratch: AnyPath, executor: Executor,
-            cache: ShardCache | None = None) -> None:
+            cache: ShardCache | None = None, digests: Mapping[str, str] | None = None) -> None:
+        # `digests` is not used (yet): each count and scan task hashes the shard it reads anyway
         config = self.config
         cache = cache or ShardCache(None)
         if not config.evals:

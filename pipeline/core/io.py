@@ -592,6 +592,14 @@ def write_table(table: pa.Table, path: str | os.PathLike) -> None:
         f.write(parquet_bytes(table))
 
 
+def write_table_sha256(table: pa.Table, path: str | os.PathLike) -> str:
+    """`write_table`, returning the hex sha256 of the bytes written: whoever keys work by a shard's
+    content learns its digest here, without reading the file back."""
+    data = parquet_bytes(table)
+    write_bytes_atomic(data, path)
+    return hashlib.sha256(data).hexdigest()
+
+
 def write_scratch_table(table: pa.Table, path: str | os.PathLike) -> None:
     """An intermediate Parquet file that only this run reads back: neither compressed nor dictionary
     encoded, in row groups of a million rows. Band keys and signatures do not compress; for text (the

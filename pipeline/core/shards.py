@@ -18,13 +18,15 @@ from pipeline.core.io import AnyPath, as_path, read_json, sha256_file, write_jso
 from pipeline.core.io import read_table as _read_table
 from pipeline.core.io import write_scratch_table as write_scratch_table
 from pipeline.core.io import write_table as write_table
+from pipeline.core.io import write_table_sha256 as write_table_sha256
 
 REJECTED_DIR = "rejected"
 TASKS_DIR = "_tasks"
 STAGE_FILE = "_stage.json"
 
 __all__ = ["REJECTED_DIR", "TASKS_DIR", "STAGE_FILE", "ShardError", "list_shards", "list_rejected", "published_docs", "read_json",
-           "read_shard_bytes", "read_table", "read_tables", "sha256_file", "table_from_bytes", "write_json", "write_scratch_table", "write_table"]
+           "read_shard_bytes", "read_table", "read_tables", "sha256_file", "table_from_bytes", "write_json", "write_scratch_table", "write_table",
+           "write_table_sha256"]
 
 
 class ShardError(RuntimeError):

@@ -10,7 +10,7 @@ A global stage (dedup, decontamination) needs a pass over every shard first; it 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
@@ -138,8 +138,12 @@ class GlobalStage(StageHooks):
         return {}
 
     def run(self, in_shards: list[Path], out_dir: Path, scratch: Path, executor: Executor,
-            cache: ShardCache | None = None) -> dict[str, dict[str, Any]] | None:
+            cache: ShardCache | None = None, digests: Mapping[str, str] | None = None
+            ) -> dict[str, dict[str, Any]] | None:
         """`cache` keeps per-shard work by shard content across builds (a disabled one when None).
+        `digests`: {input shard file name: hex sha256} for the shards whose content key the runner
+        already knows (not necessarily all), so that their work can be looked up in `cache` by the
+        driver, without a task reading the shard to hash it. A stage may ignore it.
 
         May return, by input shard file name, the counts (`accounting.count_shard`) of what it wrote
         for that shard, when it had the tables in hand: the runner reads the other shards to count them."""

@@ -182,7 +182,8 @@ def run_build(
         unit_cache = workdir / "shard-cache" / f"extract-{name}" / stable_hash(basis)
         uses += [out_dir, unit_cache]
         report = _reused_report(f"extract:{name}", out_dir) if _finished(out_dir) else run_extract(
-            extractor, units, out_dir, executor, unit_cache=unit_cache)
+            extractor, units, out_dir, executor, unit_cache=unit_cache, digests=fingerprints)
+        fingerprints.save()
         log(report.summary())
         for failure in report.failed:
             log(f"  FAILED input {failure['task']}: {failure['error']}")
@@ -216,7 +217,8 @@ def run_build(
         else:
             in_shards = stage_inputs([s.out_dir for s in upstream])
             if isinstance(stage, GlobalStage):
-                report = run_global_stage(stage, in_shards, out_dir, scratch, executor, shard_cache=cache)
+                report = run_global_stage(stage, in_shards, out_dir, scratch, executor, shard_cache=cache,
+                                          digests=fingerprints)
             else:
                 report = run_shard_stage(stage, in_shards, out_dir, executor, shard_cache=cache, digests=fingerprints)
                 fingerprints.save()

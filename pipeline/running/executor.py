@@ -5,7 +5,8 @@ functions in-process, for debugging a stage with a debugger (`--serial`).
 
 With no address (neither `--ray-address` nor `RAY_ADDRESS`) `RayExecutor` always starts its own local
 instance (`address="local"`), whatever other Ray cluster runs on the machine and whatever
-`ray_current_cluster` file a `ray start` left behind; with one it joins that cluster, and an address it
+`ray_current_cluster` file a `ray start` left behind, on a thread of its own (the first call that
+needs Ray waits for it); with one it joins that cluster, and an address it
 cannot reach is a `ClusterError` naming it, in one line. Usage stats are off in every instance it starts.
 """
 

@@ -8,9 +8,11 @@ and the driver's copies of work done before, are in pipeline/running/tasks.py.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +100,35 @@ def _map_unknown(executor: Executor, task: Any, items: list[Any], known: Any, de
     return results
 
 
+def _remember(digests: FingerprintCache | None, out_dir: AnyPath, results: list[Any],
+              inputs: list[str] | None = None) -> None:
+    """Remember (local work directories only) the sha256 the tasks and cache records reported: of each
+    input shard they read (`inputs`, in the order of `results`) and of each shard they wrote, so that a
+    later step or build finds work keyed by those shards' content without reading them."""
+    if digests is None or is_remote(out_dir):
+        return
+    for i, r in enumerate(results):
+        if not isinstance(r, dict):
+            continue
+        if inputs is not None and r.get("input_sha256"):
+            digests.remember(inputs[i], "sha256:" + r["input_sha256"])
+        for rel, sha in (r.get("output_sha256") or {}).items():
+            with contextlib.suppress(FileNotFoundError):  # gone already: nothing to remember
+                digests.remember(out_dir / rel, "sha256:" + sha)
+
+
+def known_digests(digests: FingerprintCache | None, shards: list[AnyPath]) -> dict[str, str]:
+    """{file name: hex sha256} of the local shards whose digest is remembered for their current size
+    and mtime; none is read (a stat each)."""
+    known: dict[str, str] = {}
+    for p in shards if digests is not None else []:
+        with contextlib.suppress(OSError):  # a shard that cannot be stat'ed is left to the stage
+            fp = None if is_remote(p) else digests.cached(p)
+            if fp and fp.startswith("sha256:"):
+                known[p.name] = fp.removeprefix("sha256:")
+    return known
+
+
 # ---------------------------------------------------------------------------------------- runner
 
 
@@ -137,11 +168,12 @@ def _prepare_dir(out_dir: AnyPath) -> None:
 
 def run_extract(
     extractor: Extractor, units: list[WorkUnit], out_dir: str | os.PathLike, executor: Executor,
-    unit_cache: str | os.PathLike | None = None,
+    unit_cache: str | os.PathLike | None = None, digests: FingerprintCache | None = None,
 ) -> StageReport:
     """Extract every work unit, one task each. A unit whose task fails (e.g. a wholly unreadable
     file) is reported by name and the others still complete; a rerun retries only the failed ones.
-    `unit_cache`: where units are kept by content across builds (see extract_task)."""
+    `unit_cache`: where units are kept by content across builds (see extract_task). `digests`: where
+    the sha256 of the shards written are remembered, for the steps that read them."""
     out_dir = as_path(out_dir)
     _prepare_dir(out_dir)
     report = StageReport(f"extract:{extractor.name}", out_dir, shards_total=len(units))
@@ -150,6 +182,7 @@ def run_extract(
     items = [(type(extractor), extractor.config, u, str(out_dir), u.key in done, cache) for u in units]
     # units done before are copied into place here (their key and fingerprint say where): tasks only extract
     results = _map_unknown(executor, extract_task, items, known_unit, report.name)
+    _remember(digests, out_dir, results)
     _collect(report, results, items, lambda it: it[2].payload.get("path") or it[2].key)
     ids = [read_table(out_dir / name, columns=["id"]) for name in sorted(report.outputs)]
     if ids:  # unique across the step's tasks too (two inputs may name the same document)
@@ -164,7 +197,8 @@ def run_shard_stage(stage: ShardStage, in_shards: list[AnyPath], out_dir: str | 
     """Run a shard stage, one task per input shard. `shard_cache`: a directory for this stage, version,
     config and files (the build keys it), where outputs are kept by input shard content (see shard_task).
     `digests`: where the input shards' sha256 are remembered (by path and inode) from the tasks that
-    read them; a later build copies a known shard's output into place without a task."""
+    read them, and the output shards' from the tasks that wrote them; a later build copies a known
+    shard's output into place without a task, and a later step looks its work up by them."""
     out_dir = as_path(out_dir)
     _check_unique_names(in_shards)
     _prepare_dir(out_dir)
@@ -176,10 +210,7 @@ def run_shard_stage(stage: ShardStage, in_shards: list[AnyPath], out_dir: str | 
     local = digests is not None and not is_remote(out_dir)
     results = _map_unknown(executor, shard_task, items, lambda item: known_shard(item, digests) if local else None,
                            stage.name)
-    if local:
-        for item, r in zip(items, results, strict=True):
-            if isinstance(r, dict) and r.get("input_sha256"):
-                digests.remember(item[2], "sha256:" + r["input_sha256"])
+    _remember(digests if local else None, out_dir, results, [item[2] for item in items])
     _collect(report, results, items, lambda it: it[2])
     if report.failed:
         raise StageFailed(report)
@@ -189,10 +220,12 @@ def run_shard_stage(stage: ShardStage, in_shards: list[AnyPath], out_dir: str | 
 
 def run_global_stage(
     stage: GlobalStage, in_shards: list[AnyPath], out_dir: str | os.PathLike, scratch: str | os.PathLike,
-    executor: Executor, shard_cache: str | os.PathLike | None = None
+    executor: Executor, shard_cache: str | os.PathLike | None = None, digests: FingerprintCache | None = None
 ) -> StageReport:
     """Run a global stage, then count it exactly as a shard stage: shard by shard, by file name.
-    `shard_cache`: where the stage keeps its per-shard work by content (pipeline/core/shardcache.py)."""
+    `shard_cache`: where the stage keeps its per-shard work by content (pipeline/core/shardcache.py).
+    `digests`: the sha256 remembered for input shards (local work directories only); the stage gets
+    those it knows, so that it can look its per-shard work up without a task reading the shard."""
     # A scratch directory of this run's own: another build sharing the work directory may be running
     # the same stage (its outputs are the same bytes; its intermediates must not be ours).
     out_dir, scratch = as_path(out_dir), as_path(scratch) / f"run-{uuid.uuid4().hex[:12]}"
@@ -201,7 +234,10 @@ def run_global_stage(
     makedirs(scratch)
     started = time.perf_counter()
     done = all((out_dir / TASKS_DIR / f"{p.stem}.json").exists() for p in in_shards)
-    given = (stage.run(in_shards, out_dir, scratch, executor, ShardCache(shard_cache)) or {}) if not done else {}
+    given: Mapping[str, dict[str, Any]] = {}
+    if not done:
+        known = known_digests(None if is_remote(out_dir) else digests, in_shards)
+        given = stage.run(in_shards, out_dir, scratch, executor, ShardCache(shard_cache), digests=known) or {}
     report = StageReport(stage.name, out_dir, shards_total=len(in_shards))
     recorded = recorded_tasks(out_dir)
     to_count = [p for p in in_shards if p.stem not in recorded and p.name not in given]

@@ -27,7 +27,7 @@ from pipeline.core.shards import (
     read_table,
     table_from_bytes,
     write_json,
-    write_table,
+    write_table_sha256,
 )
 from pipeline.running.fingerprints import FingerprintCache
 
@@ -49,11 +49,16 @@ def _stage_instance(cls: type, config: Any) -> Any:
 
 
 def finish_task(out_dir: AnyPath, name: str, counts: dict[str, Any], outputs: list[str],
-                 rejected_outputs: list[str], started: float) -> dict[str, Any]:
-    """Write the task's record: the commit point that makes its shards count (written last)."""
+                 rejected_outputs: list[str], started: float,
+                 output_sha256: dict[str, str] | None = None) -> dict[str, Any]:
+    """Write the task's record: the commit point that makes its shards count (written last).
+    `output_sha256`: the sha256 of the shards written, by path under `out_dir`, so that the driver can
+    remember them (and a copy from a cache report them) without anyone reading the shards again."""
     accounting.check_balance(counts, f"{out_dir.name}/{name}")
     record = {"task": name, "counts": counts, "outputs": outputs, "rejected_outputs": rejected_outputs,
               "seconds": round(time.perf_counter() - started, 3)}
+    if output_sha256 is not None:
+        record["output_sha256"] = output_sha256
     write_json(record, out_dir / TASKS_DIR / f"{name}.json")
     return {**record, "reused": False}
 
@@ -95,10 +100,10 @@ def shard_task(args: tuple[type, Any, str, str, bool, str]) -> dict[str, Any]:
     result = stage.process(table)
     accounting.check_unique_ids(pa.concat_tables([result.kept.select(["id"]), result.rejected.select(["id"])]),
                                 f"{stage.name}/{name}")
-    write_table(result.kept, out_dir / f"{name}.parquet")
-    write_table(result.rejected, out_dir / REJECTED_DIR / f"{name}.parquet")
+    shards = {f"{name}.parquet": result.kept, f"{REJECTED_DIR}/{name}.parquet": result.rejected}
+    written = {rel: write_table_sha256(t, out_dir / rel) for rel, t in shards.items()}
     counts = accounting.count_shard(table, result.kept, result.rejected)
-    record = finish_task(out_dir, name, counts, [f"{name}.parquet"], [f"{name}.parquet"], started)
+    record = finish_task(out_dir, name, counts, [f"{name}.parquet"], [f"{name}.parquet"], started, written)
     cache.store(entry, files, {k: v for k, v in record.items() if k != "reused"})
     return {**record, "input_sha256": sha}
 
@@ -179,12 +184,13 @@ def _extract_unit(cls: type, config: Any, unit: WorkUnit, out_dir: AnyPath, star
     kept_bytes = 0
     outputs: list[str] = []
     counts: dict[str, Any] = {}
+    written: dict[str, str] = {}  # sha256 by path under out_dir
 
     def flush_kept() -> None:
         nonlocal kept, kept_bytes
         name = f"{cls.name}-{unit.key}-{len(outputs):05d}.parquet"
         table = docs_to_table(kept)
-        write_table(table, out_dir / name)
+        written[name] = write_table_sha256(table, out_dir / name)
         accounting.merge(counts, accounting.count_shard(None, table, with_rejection(DOC_SCHEMA.empty_table(), "", [])))
         outputs.append(name)
         kept, kept_bytes = [], 0
@@ -196,7 +202,7 @@ def _extract_unit(cls: type, config: Any, unit: WorkUnit, out_dir: AnyPath, star
         nonlocal rejected, rejected_parts
         table = with_rejection(docs_to_table(r.doc() for r in rejected), stage_name, [r.reason for r in rejected])
         rejected_name = f"{cls.name}-{unit.key}-{rejected_parts:05d}.parquet"
-        write_table(table, out_dir / REJECTED_DIR / rejected_name)
+        written[f"{REJECTED_DIR}/{rejected_name}"] = write_table_sha256(table, out_dir / REJECTED_DIR / rejected_name)
         rejected_outputs.append(rejected_name)
         accounting.merge(counts, accounting.count_shard(None, DOC_SCHEMA.empty_table(), table))
         rejected_parts += 1
@@ -225,7 +231,7 @@ def _extract_unit(cls: type, config: Any, unit: WorkUnit, out_dir: AnyPath, star
         flush_kept()
     if rejected or rejected_parts == 0:
         flush_rejected()
-    return finish_task(out_dir, unit.key, counts, outputs, rejected_outputs, started)
+    return finish_task(out_dir, unit.key, counts, outputs, rejected_outputs, started, written)
 
 
 def count_global_shard(args: tuple[str, str]) -> dict[str, Any]:

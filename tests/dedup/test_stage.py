@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,9 +14,11 @@ from dedup import stage as dedup_stage
 from dedup.normalize import normalize_text
 from dedup.stage import DedupConfig, DedupStage, default_blocks, default_partitions
 from pipeline.core.config import ConfigError, from_mapping
+from pipeline.core.extractor import file_fingerprint
 from pipeline.core.schema import Doc, docs_to_table
 from pipeline.core.shards import read_json, read_table, write_table
 from pipeline.running.executor import SerialExecutor
+from pipeline.running.fingerprints import FingerprintCache
 from pipeline.running.runner import run_global_stage
 from tests.conftest import data_path
 
@@ -226,3 +229,58 @@ def test_exchanges_address_blocks_of_shards(corpus, tmp_path):
     for kind in ("bands", "exact", "clusters"):
         assert {p.name for p in work.joinpath(kind).glob("*/*.parquet")} <= {f"{b:05d}.parquet" for b in range(4)}
     assert len(rejected) == len(planted)
+
+
+class _Recording(SerialExecutor):
+    """Runs tasks in process and records (task function, items) of every map; a listed function fails."""
+
+    def __init__(self, forbidden: tuple[str, ...] = ()) -> None:
+        super().__init__(progress=False)
+        self.calls: list[tuple[str, int]] = []
+        self.forbidden = forbidden
+
+    def map(self, fn, items, **kw):
+        assert fn.__name__ not in self.forbidden, f"{len(items)} {fn.__name__} task(s) submitted"
+        self.calls.append((fn.__name__, len(items)))
+        return super().map(fn, items, **kw)
+
+    def tasks(self, name: str) -> int:
+        return sum(n for f, n in self.calls if f == name)
+
+
+def _known(shards: list[Path], path: Path) -> FingerprintCache:
+    """The digests a build's earlier tasks would have remembered for `shards`."""
+    digests = FingerprintCache(path)
+    for p in shards:
+        digests.remember(p, file_fingerprint(p))
+    return digests
+
+
+def _outputs(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.parquet"))}
+
+
+def test_shards_with_known_digests_are_not_read_again_to_find_their_signatures(corpus, tmp_path):
+    """A grown corpus: the signatures of the shards whose sha256 the runner knows are found in the
+    shard cache by the driver; only the new shard gets a signature task. Outputs and stats are those
+    of a run that hashes every shard in a task."""
+    docs, _ = corpus
+    shards = _write_shards(docs, tmp_path / "in", 6)
+    old, cache = shards[:5], tmp_path / "cache"
+    run_global_stage(DedupStage(DedupConfig()), old, tmp_path / "first", tmp_path / "s1", _Recording(), cache)
+    shutil.copytree(cache, tmp_path / "cache2")  # the same cache state for both runs below
+
+    def grown(name: str, cache_dir: Path, digests: FingerprintCache | None, executor: _Recording):
+        report = run_global_stage(DedupStage(DedupConfig()), shards, tmp_path / name, tmp_path / f"s-{name}",
+                                  executor, cache_dir, digests=digests)
+        accounting = {k: v for k, v in report.to_json().items() if k != "task_seconds"}
+        return accounting, read_json(tmp_path / name / dedup_stage.STATS_FILE), _outputs(tmp_path / name)
+
+    hashing, by_digest = _Recording(), _Recording()
+    expected = grown("hashing", cache, None, hashing)
+    assert grown("by-digest", tmp_path / "cache2", _known(old, tmp_path / "fp.json"), by_digest) == expected
+    assert (hashing.tasks("signature_task"), by_digest.tasks("signature_task")) == (6, 1)
+    assert (expected[1]["signatures_reused"], expected[1]["signatures_computed"]) == (5, 1)
+    # every digest known: no signature task at all, the same bytes
+    again = grown("all-known", cache, _known(shards, tmp_path / "fp2.json"), _Recording(("signature_task",)))
+    assert again[2] == expected[2] and again[1]["signatures_reused"] == 6

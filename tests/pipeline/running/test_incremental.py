@@ -122,7 +122,8 @@ def test_web_and_wikipedia_then_books_reuses_every_shard_of_the_first_build(tmp_
         return path
 
     first, first_version = _build(config("first", tmp_path / "work", False), ray_executor)
-    grown, grown_version = _build(config("grown", tmp_path / "work", True), ray_executor)
+    recording = _Recording(ray_executor)
+    grown, grown_version = _build(config("grown", tmp_path / "work", True), recording)
     fresh, fresh_version = _build(config("fresh", tmp_path / "fresh-work", True), ray_executor)
 
     old = {s.name: s.report for s in first.steps}
@@ -140,6 +141,8 @@ def test_web_and_wikipedia_then_books_reuses_every_shard_of_the_first_build(tmp_
     signed = _stats(grown, "dedup", "_dedup.json")
     assert (signed["signatures_reused"], signed["signatures_computed"]) == (
         len(dedup_inputs), signed["shards"] - len(dedup_inputs))
+    # quality's tasks and copies reported the digests of its shards: only the new ones are read to sign them
+    assert recording.items("dedup: signatures") == signed["signatures_computed"]
     scanned = _stats(grown, "decontam", "_decontam.json")
     assert scanned["scans_reused"] == len(old["dedup"].outputs) and scanned["shards"] > scanned["scans_reused"]
     # dedup writes anew only the shards whose content or decisions are new; the others are copied
@@ -150,6 +153,23 @@ def test_web_and_wikipedia_then_books_reuses_every_shard_of_the_first_build(tmp_
     assert grown_version.version == fresh_version.version != first_version.version
     grown_files = {e["path"]: e["sha256"] for e in _manifest(grown_version)["outputs"]}
     assert grown_files == {e["path"]: e["sha256"] for e in _manifest(fresh_version)["outputs"]}
+
+
+class _Recording:
+    """An executor that counts the items of each `map`, by its description."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.calls = inner, []
+
+    def map(self, fn, items, **kw):
+        self.calls.append((kw.get("desc", ""), len(items)))
+        return self.inner.map(fn, items, **kw)
+
+    def items(self, desc: str) -> int:
+        return sum(n for d, n in self.calls if d == desc)
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
 
 
 def _manifest(version) -> dict:

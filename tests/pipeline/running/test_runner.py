@@ -113,3 +113,41 @@ def test_a_shard_known_by_its_digest_is_copied_by_the_driver_without_a_task(tmp_
     victim.write_bytes(victim.read_bytes())  # same bytes, new mtime: unknown until read again
     with pytest.raises(AssertionError, match="1 task"):
         run_shard_stage(stage, stage_inputs([extract]), tmp_path / "c", NoTasks(progress=False), cache, again)
+
+
+def test_tasks_report_the_sha256_of_the_shards_they_write_and_copies_report_the_same(tmp_path, ray_executor):
+    """Extraction and shard tasks report the digest of each shard they write; a shard copied from the
+    cache reports the one its task recorded. The runner remembers them by path, for the next step."""
+    from pipeline.core.io import sha256_file
+    from pipeline.running.executor import SerialExecutor
+    from pipeline.running.fingerprints import FingerprintCache
+
+    class NoTasks(SerialExecutor):
+        def map(self, fn, items, **kw):
+            assert not items, f"{len(items)} task(s) submitted"
+            return []
+
+    def written(out: Path) -> list[Path]:
+        return sorted(out.glob("*.parquet")) + sorted((out / "rejected").glob("*.parquet"))
+
+    write_jsonl_inputs(tmp_path / "in", 3, 40)
+    ex = JsonlExtractor(JsonlConfig(id_field="id", source_from_meta="pile_set_name"))
+    units = ex.plan([str(tmp_path / "in" / "*.jsonl")], PlanContext(ray_executor, tmp_path / "scratch"))
+    digests = FingerprintCache(tmp_path / "fingerprints.json")
+    run_extract(ex, units, tmp_path / "extract", ray_executor, digests=digests)
+    stage, cache = MinWordsStage(MinWordsConfig(min_words=12)), tmp_path / "shard-cache"
+    inputs = stage_inputs([tmp_path / "extract"])
+    run_shard_stage(stage, inputs, tmp_path / "a", ray_executor, cache, digests)
+    # another step directory, knowing only the inputs' digests: every shard is a copy from the cache
+    copies = FingerprintCache(tmp_path / "copies.json")
+    for p in inputs:
+        copies.remember(p, "sha256:" + sha256_file(p))
+    run_shard_stage(stage, inputs, tmp_path / "b", NoTasks(progress=False), cache, copies)
+    for out, known in ((tmp_path / "extract", digests), (tmp_path / "a", digests), (tmp_path / "b", copies)):
+        files = written(out)
+        assert len(files) >= 2 * len(inputs), out
+        for f in files:
+            rel = f.relative_to(out).as_posix()
+            task = read_json(out / "_tasks" / f"{f.stem}.json") if out.name != "extract" else None
+            assert known.cached(f) == "sha256:" + sha256_file(f), rel
+            assert task is None or task["output_sha256"][rel] == sha256_file(f), rel
