@@ -24,7 +24,6 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -231,14 +230,16 @@ def _gather_task(args: tuple[str, str, int, str]) -> dict[str, Any] | None:
 
 def source_counts(t: pa.Table) -> dict[str, dict[str, int]]:
     """Documents and UTF-8 text bytes per source, in order of first appearance, without turning a
-    partition's texts into Python strings."""
+    partition's texts into Python strings (nor importing pandas, as numpy views of Arrow arrays would:
+    ~0.4 s). A pass per source: a partition holds a handful."""
     sources = t["source"].combine_chunks().dictionary_encode()
-    index = sources.indices.to_numpy(zero_copy_only=False)
-    lengths = pc.binary_length(t["text"].combine_chunks()).to_numpy(zero_copy_only=False)
-    names = sources.dictionary.to_pylist()
-    docs = np.bincount(index, minlength=len(names))
-    text_bytes = np.bincount(index, weights=lengths, minlength=len(names))  # float64: exact below 2**53
-    return {name: {"docs": int(docs[i]), "text_bytes": int(text_bytes[i])} for i, name in enumerate(names)}
+    lengths = pc.binary_length(t["text"].combine_chunks())
+    out: dict[str, dict[str, int]] = {}
+    for i, name in enumerate(sources.dictionary.to_pylist()):
+        mine = pc.equal(sources.indices, pa.scalar(i, sources.indices.type))
+        out[name] = {"docs": pc.sum(mine.cast(pa.int64())).as_py() or 0,
+                     "text_bytes": pc.sum(pc.filter(lengths, mine)).as_py() or 0}
+    return out
 
 
 # ------------------------------------------------------------------------------------------- mix
