@@ -23,6 +23,7 @@ up_at_return = ray.is_initialized()
 results = ex.map(abs, [-3, 1, -2])
 node = ray._private.worker._global_node
 pids = [i.process.pid for infos in node.all_processes.values() for i in infos]
+kinds = sorted(node.all_processes)
 ex.shutdown()
 time.sleep(0.5)
 alive = []
@@ -34,7 +35,9 @@ for pid in pids:
         pass
 print(json.dumps({"results": results, "up_at_return": up_at_return, "returned_s": returned, "pids": pids,
                   "alive": alive, "threads": [t.name for t in threading.enumerate()],
-                  "workers": ex.num_workers}))
+                  "workers": ex.num_workers, "kinds": kinds,
+                  "patched": [n for n in ("start_api_server", "start_monitor")
+                              if getattr(ray._private.node.Node, n).__name__ == "_not_started"]}))
 """
 
 _FAILED_START = """
@@ -68,6 +71,9 @@ def test_local_instance_starts_in_the_background_runs_tasks_and_stops_every_proc
     assert len(out["pids"]) >= 3  # GCS, raylet, log monitor, ...
     assert out["alive"] == [], f"Ray processes left running: {out['alive']}"
     assert "ray-local-start" not in out["threads"]
+    # a private instance: no dashboard API server, no autoscaler monitor; Ray's own methods restored
+    assert {"gcs_server", "raylet"} <= set(out["kinds"]) and not {"dashboard", "monitor"} & set(out["kinds"])
+    assert out["patched"] == []
 
 
 def test_a_failed_start_is_a_one_line_cluster_error_at_first_use():
