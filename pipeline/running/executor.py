@@ -156,6 +156,7 @@ class _LocalStart:
             with _private_instance(ray):
                 ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=False, log_to_driver=True,
                          configure_logging=False)
+            ray.put(None)  # builds the driver's serialization context (~0.2 s), else built by the first task
         except BaseException as exc:  # noqa: BLE001 - reported by wait(), in the driver's thread
             self._error = exc
         finally:
