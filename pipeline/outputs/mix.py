@@ -222,7 +222,7 @@ def _gather_task(args: tuple[str, str, int, str]) -> dict[str, Any] | None:
     order = pc.sort_indices(t, sort_keys=[(_KEY, "ascending"), ("id", "ascending"), (_EPOCH, "ascending")])
     t = t.take(order).drop_columns([_KEY, _EPOCH])
     out = as_path(out_dir) / split / f"{split}-{part:05d}.parquet"
-    data = parquet_bytes(t)  # the bytes write_table writes; hashed here, not read back
+    data = parquet_bytes(t, uncompressed=[TOKENS_COLUMN])  # hashed here, not read back
     write_bytes_atomic(data, out)
     return {"path": f"{split}/{out.name}", "docs": t.num_rows, "bytes": len(data),
             "sha256": hashlib.sha256(data).hexdigest(), "sources": source_counts(t)}

@@ -115,3 +115,16 @@ def test_arrow_allocates_through_jemalloc_unless_the_user_chose_a_pool(chosen):
     code = "import pyarrow as pa; import pipeline.core.io; print(pa.default_memory_pool().backend_name)"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == (chosen or "jemalloc")
+
+
+def test_parquet_bytes_leaves_the_named_columns_uncompressed():
+    import pyarrow.parquet as pq
+
+    from pipeline.core.io import parquet_bytes
+
+    table = pa.table({"text": ["a" * 500] * 50, "_tokens": [bytes(400)] * 50})
+    data = parquet_bytes(table, uncompressed=["_tokens", "absent"])
+    meta = pq.ParquetFile(pa.BufferReader(data)).metadata.row_group(0)
+    assert [meta.column(i).compression for i in range(2)] == ["ZSTD", "UNCOMPRESSED"]
+    assert pq.read_table(pa.BufferReader(data)).equals(table)
+    assert parquet_bytes(table, uncompressed=["absent"]) == parquet_bytes(table)  # none present: the default
