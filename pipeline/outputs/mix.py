@@ -41,7 +41,7 @@ from pipeline.core.shards import (
 )
 from pipeline.core.stage import Executor
 
-MIX_VERSION = "1"
+MIX_VERSION = "2"  # 2: token ids stored uncompressed in the mixed shards
 SPLITS = ("train", "validation", "test")
 MIX_FILE = "_mix.json"
 _KEY, _EPOCH = "_mix_key", "_mix_epoch"

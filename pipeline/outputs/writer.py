@@ -23,16 +23,21 @@ from pipeline.core.config import ConfigError, at_least, require
 from pipeline.core.io import AnyPath, as_path
 from pipeline.core.stage import Executor
 from pipeline.outputs.megatron import export_megatron
-from pipeline.outputs.mix import SPLITS, MixConfig, input_digests, mix, split_shards
+from pipeline.outputs.mix import MIX_VERSION, SPLITS, MixConfig, input_digests, mix, split_shards
 from pipeline.outputs.textshards import write_text_shards
 from pipeline.outputs.tokenize import (
     MIN_BPE_VOCAB,
+    TOKENIZE_VERSION,
     TokenizeConfig,
     load_tokenizer,
     pretokenize,
     tokenize_shards,
     train_tokenizer,
 )
+
+# in the outputs step's key: what the code writes (the mixed shards, whose digests _mix.json lists, and
+# the token shards) changes with these, so a work directory's outputs of older code are not reused
+OUTPUTS_VERSION = f"mix{MIX_VERSION}-tokens{TOKENIZE_VERSION}"
 
 
 @dataclass

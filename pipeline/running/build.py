@@ -250,11 +250,11 @@ def run_outputs(config: BuildConfig, result: BuildResult, upstream: list[StepRes
                 workdir: AnyPath, log) -> None:
     """Mix, then per split text shards, token shards and (optionally) the Megatron export."""
     from pipeline.core.shards import write_json
-    from pipeline.outputs.writer import write_outputs
+    from pipeline.outputs.writer import OUTPUTS_VERSION, write_outputs
 
     tokenizer = config.outputs.tokenize.tokenizer
     files = {"tokenizer": fingerprints_of(tokenizer)} if tokenizer else {}
-    key = stable_hash({"step": "outputs", "config": keyed_paths(portable(to_plain(config.outputs), workdir), type(config.outputs), config.path), "seed": config.corpus.seed,
+    key = stable_hash({"step": "outputs", "version": OUTPUTS_VERSION, "config": keyed_paths(portable(to_plain(config.outputs), workdir), type(config.outputs), config.path), "seed": config.corpus.seed,
                        "inputs": sorted(s.key for s in upstream), "files": files})
     out_dir = workdir / "stages" / "outputs" / key
     # documents' tokens kept by shard content; each entry is keyed by the tokenizer's content and EOS too
