@@ -45,6 +45,7 @@ MIX_VERSION = "2"  # 2: token ids stored uncompressed in the mixed shards
 SPLITS = ("train", "validation", "test")
 MIX_FILE = "_mix.json"
 _KEY, _EPOCH = "_mix_key", "_mix_epoch"
+_TEXT_BYTES = "_mix_text_bytes"  # a copy's UTF-8 text length, carried instead of its text (mix(text=False))
 TOKENS_COLUMN = "_tokens"  # a document's tokens (uint32 bytes, EOS included) when tokenized before mixing
 SCATTER_GROUP_BYTES = 64 << 20  # text per scatter task, at most (about)
 
@@ -135,18 +136,18 @@ def _scan_task(args: tuple[str, MixConfig, str, ShardCache]) -> dict[str, Any]:
     return {"counts": counts, "holdout_hashes": hashes, "rows": t.num_rows}
 
 
-def _scatter_task(args: tuple[int, list[tuple[str, str]], str, MixConfig, dict[str, float], dict[str, int]],
+def _scatter_task(args: tuple[int, list[tuple[str, str]], str, MixConfig, dict[str, float], dict[str, int], bool],
                   holdout: frozenset) -> dict:
     """Assign every copy of every document of a run of shards to a (split, partition) bucket, one file
     per bucket and run; with a shard's tokens file (its documents' tokens, row by row:
-    pipeline/outputs/tokenize.py) the tokens travel along."""
-    group, shards, out_dir, config, epochs, partitions = args
+    pipeline/outputs/tokenize.py) the tokens travel along, and the texts only if `keep_text`."""
+    group, shards, out_dir, config, epochs, partitions, keep_text = args
     scratch = as_path(out_dir) / "_scratch" / "buckets"
     buckets: dict[tuple[str, int], list[pa.Table]] = {}
     counts: dict[str, int] = {}
     for path, tokens in shards:
         for bucket, table in _scatter_shard(as_path(path), as_path(tokens) if tokens else None, out_dir, config,
-                                            epochs, partitions, holdout, counts).items():
+                                            epochs, partitions, holdout, counts, keep_text).items():
             buckets.setdefault(bucket, []).append(table)
     for (split, part), tables in buckets.items():  # read back once, by the gather
         write_scratch_table(pa.concat_tables(tables, promote_options="default"),
@@ -155,8 +156,10 @@ def _scatter_task(args: tuple[int, list[tuple[str, str]], str, MixConfig, dict[s
 
 
 def _scatter_shard(p: AnyPath, tokens: AnyPath | None, out_dir: str, config: MixConfig, epochs: dict[str, float],
-                   partitions: dict[str, int], holdout: frozenset, counts: dict[str, int]) -> dict[tuple[str, int], pa.Table]:
-    """One shard's copies by bucket; its rejected documents written, their reasons counted into `counts`."""
+                   partitions: dict[str, int], holdout: frozenset, counts: dict[str, int],
+                   keep_text: bool = True) -> dict[tuple[str, int], pa.Table]:
+    """One shard's copies by bucket; its rejected documents written, their reasons counted into `counts`.
+    Without `keep_text`, a copy carries its text's UTF-8 length instead of the text."""
     table = read_table(p)
     carried = table
     if tokens:
@@ -164,6 +167,9 @@ def _scatter_shard(p: AnyPath, tokens: AnyPath | None, out_dir: str, config: Mix
         if not t.column("id").equals(table.column("id")):
             raise MixError(f"mix: {tokens} does not hold the tokens of {p}'s documents")
         carried = table.append_column(TOKENS_COLUMN, t.column(TOKENS_COLUMN))
+    if not keep_text:
+        carried = carried.drop_columns(["text"]).append_column(
+            _TEXT_BYTES, pc.binary_length(table.column("text")).cast(pa.int64()))
     rows: dict[tuple[str, int], tuple[list[int], list[int], list[int]]] = {}
     rejected_rows: list[int] = []
     reasons: list[str] = []
@@ -221,11 +227,14 @@ def _gather_task(args: tuple[str, str, int, str]) -> dict[str, Any] | None:
     t = pa.concat_tables([read_table(f) for f in files], promote_options="default")
     order = pc.sort_indices(t, sort_keys=[(_KEY, "ascending"), ("id", "ascending"), (_EPOCH, "ascending")])
     t = t.take(order).drop_columns([_KEY, _EPOCH])
+    sources = source_counts(t)
+    if _TEXT_BYTES in t.schema.names:
+        t = t.drop_columns([_TEXT_BYTES])
     out = as_path(out_dir) / split / f"{split}-{part:05d}.parquet"
     data = parquet_bytes(t, uncompressed=[TOKENS_COLUMN])  # hashed here, not read back
     write_bytes_atomic(data, out)
     return {"path": f"{split}/{out.name}", "docs": t.num_rows, "bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(), "sources": source_counts(t)}
+            "sha256": hashlib.sha256(data).hexdigest(), "sources": sources}
 
 
 def source_counts(t: pa.Table) -> dict[str, dict[str, int]]:
@@ -233,7 +242,7 @@ def source_counts(t: pa.Table) -> dict[str, dict[str, int]]:
     partition's texts into Python strings (nor importing pandas, as numpy views of Arrow arrays would:
     ~0.4 s). A pass per source: a partition holds a handful."""
     sources = t["source"].combine_chunks().dictionary_encode()
-    lengths = pc.binary_length(t["text"].combine_chunks())
+    lengths = (pc.binary_length(t["text"]) if "text" in t.schema.names else t[_TEXT_BYTES]).combine_chunks()
     out: dict[str, dict[str, int]] = {}
     for i, name in enumerate(sources.dictionary.to_pylist()):
         mine = pc.equal(sources.indices, pa.scalar(i, sources.indices.type))
@@ -265,11 +274,12 @@ def _resolve_epochs(config: MixConfig, train: dict[str, list[int]]) -> dict[str,
 
 def mix(in_shards: list[AnyPath], out_dir: str | os.PathLike, config: MixConfig, executor: Executor,
         tokens: dict[str, AnyPath] | None = None, digests: dict[str, str] | None = None,
-        scan_cache: str | os.PathLike | None = None) -> dict[str, Any]:
+        scan_cache: str | os.PathLike | None = None, text: bool = True) -> dict[str, Any]:
     """Mix, shuffle and split doc shards into `out_dir/{train,validation,test}/*.parquet`.
 
     `tokens` ({input shard name: its tokens file}) puts each document's tokens into the mixed shards
-    (column TOKENS_COLUMN), so tokenizing them is a copy. `digests`: the inputs' sha256 by name, when
+    (column TOKENS_COLUMN), so tokenizing them is a copy; then `text=False` leaves the texts out of
+    the mixed shards (half their bytes, for a build that reads nothing else from them). `digests`: the inputs' sha256 by name, when
     the caller has them (`input_digests`), else computed here. `scan_cache`: where each shard's counts
     are kept by its content (a grown corpus scans only its new shards).
 
@@ -288,8 +298,11 @@ def mix(in_shards: list[AnyPath], out_dir: str | os.PathLike, config: MixConfig,
     if len({p.name for p in paths}) != len(paths):
         raise MixError(f"mix: input shard names are not unique: {[str(p) for p in paths]}")
     tokens = tokens or {}
+    if not text and any(p.name not in tokens for p in paths):
+        raise MixError("mix: the texts can be left out only when every shard's tokens are carried")
     digests = digests or input_digests(paths)
     key = stable_hash({"version": MIX_VERSION, "config": to_plain(config), "inputs": [digests[p.name] for p in paths],
+                       "text": text,
                        # a tokens file is named by the content it was computed from (shard, tokenizer)
                        "tokens": [as_path(tokens[p.name]).parent.name if p.name in tokens else "" for p in paths]})
     if (out_dir / MIX_FILE).exists():
@@ -320,7 +333,7 @@ def mix(in_shards: list[AnyPath], out_dir: str | os.PathLike, config: MixConfig,
     del scans
 
     items = [(g, [(str(paths[i]), str(tokens.get(paths[i].name, ""))) for i in run], str(out_dir), config, epochs,
-              partitions) for g, run in enumerate(scatter_groups(sizes, executor.num_workers))]
+              partitions, text) for g, run in enumerate(scatter_groups(sizes, executor.num_workers))]
     scattered = executor.map(_scatter_task, items, desc="mix: scatter", shared=holdout)
     rejected: dict[str, int] = {}
     for r in scattered:

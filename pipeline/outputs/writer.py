@@ -91,8 +91,10 @@ def write_outputs(in_shards: list[AnyPath], out_dir: str | os.PathLike, config: 
     digests, tokens = input_digests(in_shards), None
     if config.tokenize.tokenizer:
         tokens = pretokenize(in_shards, digests, token_cache, config.tokenize, out_dir / "_tokens", executor)
+    # the mixed shards' texts are read again only for text shards, or to tokenize or train a tokenizer
+    keep_text = config.text_shards or tokens is None
     summary: dict[str, Any] = {"mix": mix(in_shards, out_dir / "mix", config.mix, executor, tokens=tokens,
-                                          digests=digests, scan_cache=scan_cache)}
+                                          digests=digests, scan_cache=scan_cache, text=keep_text)}
     splits = {s: split_shards(out_dir / "mix", s) for s in SPLITS}
     tokenize = config.tokenize
     if not tokenize.tokenizer:

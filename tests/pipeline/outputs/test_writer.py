@@ -64,3 +64,36 @@ def test_tokens_computed_before_mixing_equal_tokenizing_the_mix_and_are_reused(t
                                  TokenizeConfig(tokenizer=tokenizer, frame_tokens=1024), SerialExecutor(False))
         assert [s["sha256"] for s in direct["shards"]] == [s["sha256"] for s in summary["tokens"][split]["shards"]]
         assert TokenDataset(out / "tokens" / split, verify=True).num_tokens == direct["tokens"] > 0
+
+
+def test_without_text_shards_the_mix_leaves_texts_out_and_the_tokens_are_the_same(tmp_path):
+    """With tokens carried and no text shards, nothing reads the mixed texts again: the mixed shards
+    leave them out, and the token shards, the split counts and text bytes are those of a mix with texts."""
+    import pyarrow.parquet as pq
+
+    from pipeline.running.executor import SerialExecutor
+    from tests.conftest import data_path
+
+    tokenizer = str(data_path("tokenizers", "gpt-neox-20b.tokenizer.json"))
+    docs = book_docs(paragraphs_per_doc=4, max_docs_per_book=12) + wikipedia_docs(max_pages=10, max_chars=3000)
+    shards = write_doc_shards(tmp_path / "docs", docs, 4)
+    summaries = {}
+    for text_shards in (True, False):
+        config = from_mapping(OutputsConfig, {"mix": {"seed": 3, "validation_fraction": 0.1, "test_fraction": 0.1,
+                                                      "epochs": {"wikipedia": 1.5}},
+                              "tokenize": {"tokenizer": tokenizer, "frame_tokens": 1024}, "text_shards": text_shards},
+                              "test")
+        summaries[text_shards] = write_outputs(shards, tmp_path / str(text_shards), config, SerialExecutor(False),
+                                               token_cache=tmp_path / "token-cache")
+    with_text, without = summaries[True], summaries[False]
+    for split in ("train", "validation", "test"):
+        assert [s["sha256"] for s in without["tokens"][split]["shards"]] == \
+               [s["sha256"] for s in with_text["tokens"][split]["shards"]]
+        mixed = sorted((tmp_path / "False" / "mix" / split).glob("*.parquet"))
+        assert mixed and all("text" not in pq.read_schema(p).names for p in mixed)
+        assert [pq.read_table(p, columns=["id"]) for p in mixed] == \
+               [pq.read_table(p, columns=["id"]) for p in sorted((tmp_path / "True" / "mix" / split).glob("*.parquet"))]
+        for key in ("docs", "sources"):
+            assert without["mix"]["splits"][split][key] == with_text["mix"]["splits"][split][key]
+    assert without["mix"]["rejected"] == with_text["mix"]["rejected"] and without["mix"]["epochs"] == {"books": 1.0, "wikipedia": 1.5}
+    assert "text" not in without or not without["text"]
