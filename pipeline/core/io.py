@@ -643,6 +643,27 @@ def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pa.
     return pq.read_table(p, columns=columns)
 
 
+def write_arrow_table(table: pa.Table, path: str | os.PathLike) -> None:
+    """An Arrow IPC file (lz4), written atomically: for tables a build keeps for itself and reads back
+    by the hundred (a cached part of a manifest's ledgers): opening one costs a tenth of a Parquet file's."""
+    import pyarrow.ipc as ipc
+
+    sink = pa.BufferOutputStream()
+    with ipc.new_file(sink, table.schema, options=ipc.IpcWriteOptions(compression="lz4")) as writer:
+        writer.write_table(table)
+    write_bytes_atomic(sink.getvalue().to_pybytes(), path)
+
+
+def read_arrow_table(path: str | os.PathLike) -> pa.Table:
+    """A table `write_arrow_table` wrote: memory-mapped locally, one GET remotely."""
+    import pyarrow.ipc as ipc
+
+    p = as_path(path)
+    source = pa.BufferReader(p.read_bytes()) if isinstance(p, RemotePath) else pa.memory_map(str(p))
+    with ipc.open_file(source) as reader:
+        return reader.read_all()
+
+
 def parquet_schema(path: str | os.PathLike) -> pa.Schema:
     p = as_path(path)
     if isinstance(p, RemotePath):

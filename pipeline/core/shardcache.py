@@ -19,7 +19,17 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline.core.config import stable_hash
-from pipeline.core.io import AnyPath, as_path, copy_file, read_json, read_table, write_json, write_table
+from pipeline.core.io import (
+    AnyPath,
+    as_path,
+    copy_file,
+    read_arrow_table,
+    read_json,
+    read_table,
+    write_arrow_table,
+    write_json,
+    write_table,
+)
 
 DONE_FILE = "_done.json"
 
@@ -70,11 +80,13 @@ class ShardCache:
             write_json(record, entry / DONE_FILE)
 
     def table(self, entry: AnyPath | None, name: str, compute: Callable[[], pa.Table]) -> pa.Table:
-        """The table kept as `name` in a complete entry, else `compute()`'s, stored there and committed."""
+        """The table kept as `name` in a complete entry, else `compute()`'s, stored there and committed;
+        a `.arrow` name keeps it as an Arrow IPC file (cheaper to open than Parquet by ~10x)."""
+        ipc = name.endswith(".arrow")
         if self.lookup(entry) is not None:
-            return read_table(entry / name)
+            return read_arrow_table(entry / name) if ipc else read_table(entry / name)
         table = compute()
         if entry is not None:
-            write_table(table, entry / name)
+            (write_arrow_table if ipc else write_table)(table, entry / name)
             self.commit(entry, {"rows": table.num_rows})
         return table

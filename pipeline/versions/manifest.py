@@ -111,7 +111,7 @@ def environment() -> dict[str, Any]:
     return {"python": platform.python_version(), "packages": pkgs}
 
 
-LEDGER_PART = "1"  # the format of a shard's ledger rows kept in the shard cache
+LEDGER_PART = "2"  # the format of a shard's ledger rows kept in the shard cache (2: Arrow IPC)
 
 
 def build_ledger(shards: list[AnyPath], sha256: list[str] | None = None, cache: ShardCache | None = None) -> pa.Table:
@@ -123,7 +123,7 @@ def build_ledger(shards: list[AnyPath], sha256: list[str] | None = None, cache: 
     parts = []
     for shard, sha in zip(shards, sha256 or [None] * len(shards), strict=True):
         entry = cache.entry(sha, kind="ledger", format=LEDGER_PART) if sha else None
-        t = cache.table(entry, "ledger.parquet", lambda shard=shard: _ledger_rows(shard))
+        t = cache.table(entry, "ledger.arrow", lambda shard=shard: _ledger_rows(shard))
         parts.append(t.add_column(0, "shard", pa.array([shard.name] * t.num_rows, pa.string())))
     if not parts:
         return pa.table({"shard": pa.array([], pa.string()), "id": pa.array([], pa.string()),

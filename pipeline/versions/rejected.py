@@ -32,7 +32,7 @@ from pipeline.versions.lineage import (
 )
 
 REJECTED_COLUMNS = ("id", "source", "stage", "reason", "url", "meta")
-PART_FORMAT = "1"  # of a part kept in the shard cache
+PART_FORMAT = "2"  # of a part kept in the shard cache (2: Arrow IPC)
 PART_SCHEMA = pa.schema([*((c, pa.string()) for c in REJECTED_COLUMNS), ("sample_text", pa.string()),
                          ("text_chars", pa.int64()), ("scores", pa.string())])
 
@@ -51,7 +51,7 @@ def rejected_parts(shards: list[AnyPath], sha256: list[str], cache: ShardCache, 
 def rejected_part(shard: AnyPath, sha256: str, cache: ShardCache) -> pa.Table:
     entry = cache.entry(sha256, kind="rejected", format=PART_FORMAT, per_reason=SAMPLES_PER_REASON,
                         text_chars=SAMPLE_TEXT_CHARS)
-    return cache.table(entry, "part.parquet", lambda: _part_of(read_table(shard)))
+    return cache.table(entry, "part.arrow", lambda: _part_of(read_table(shard)))
 
 
 def _part_of(t: pa.Table) -> pa.Table:
