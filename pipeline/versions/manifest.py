@@ -15,6 +15,7 @@ import platform
 import socket
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,15 +177,17 @@ def write_version(config: BuildConfig, result, *, sources: list[str], out: str |
                   for src, rel, extra in extra_plan]
     parts_cache = ShardCache(result.ledger_cache)
     ledger = build_ledger(shards, [f["sha256"] for f in files[:len(shards)]], parts_cache)
-    ledger_bytes = parquet_bytes(ledger)
-    rejected_shards = [s for step in result.steps for s in list_rejected(step.out_dir)]
-    parts = rejected_parts(rejected_shards, [_digest(digests, s) for s in rejected_shards], parts_cache)
-    digests.save()
-    rejected = build_rejected_ledger(parts)
-    rejected_bytes = parquet_bytes(rejected)
-    samples = build_samples(parts)
-    del parts
-    samples_bytes = parquet_bytes(samples)
+    with ThreadPoolExecutor(max_workers=2) as pool:  # Arrow compresses without the GIL: a file a thread
+        ledger_job = pool.submit(parquet_bytes, ledger)
+        rejected_shards = [s for step in result.steps for s in list_rejected(step.out_dir)]
+        parts = rejected_parts(rejected_shards, [_digest(digests, s) for s in rejected_shards], parts_cache)
+        digests.save()
+        rejected = build_rejected_ledger(parts)
+        rejected_job = pool.submit(parquet_bytes, rejected)
+        samples = build_samples(parts)
+        del parts
+        samples_bytes = parquet_bytes(samples)
+        ledger_bytes, rejected_bytes = ledger_job.result(), rejected_job.result()
     content = [f["sha256"] for f in files] + [_sha(ledger_bytes), _sha(rejected_bytes), _sha(samples_bytes)]
     version = stable_hash({"build": build_key, "content": content}, n=12)
     vdir = root / version
