@@ -144,7 +144,9 @@ class _LocalStart:
             # what ray.init sets when called from the main thread: SIGTERM exits through atexit, where
             # Ray stops its processes
             signal.signal(signal.SIGTERM, _exit_on_sigterm)
-        logging.getLogger("ray._private.worker").addFilter(_not_main_thread_warning)
+        worker_log = logging.getLogger("ray._private.worker")
+        if _not_main_thread_warning not in worker_log.filters:
+            worker_log.addFilter(_not_main_thread_warning)
         self._thread = threading.Thread(target=self._start, name="ray-local-start", daemon=True)
         self._thread.start()
 
@@ -177,7 +179,8 @@ class _LocalStart:
 
 # What Ray starts on a head node that an instance private to one command has no use for: the dashboard's
 # API server (job submission and the state API, for clients of a shared cluster; Ray starts it even with
-# include_dashboard=False, and ray.init waits for it) and the autoscaler monitor (nothing to scale).
+# include_dashboard=False, and ray.init waits for it) and the autoscaler monitor (nothing to scale; at
+# exit it also held ray.shutdown() for its 1 s grace, trying to report to the GCS stopped before it).
 _UNUSED_HEAD_PROCESSES = ("start_api_server", "start_monitor")
 
 
@@ -311,25 +314,9 @@ class RayExecutor:
             except ClusterError:  # a start that failed has nothing to stop
                 self._local.release()
                 return
-        self._stop_autoscaler_monitor()
         self._ray.shutdown()
         if self._local is not None:
             self._local.release()
-
-    def _stop_autoscaler_monitor(self) -> None:
-        """Kill the autoscaler monitor of an instance we started, before `ray.shutdown()` does.
-
-        Ray stops the GCS first; the monitor, told to stop after it, tries to report its end to the
-        GCS and is only killed when its 1 s grace runs out: a second added to every command. It holds
-        no state (it autoscales a cluster, and our local instance has none to scale)."""
-        node = getattr(getattr(self._ray, "_private", None), "worker", None)
-        node = getattr(node, "_global_node", None)
-        if node is None or self.address not in (None, "local"):
-            return
-        for info in getattr(node, "all_processes", {}).get("monitor", []):
-            with contextlib.suppress(Exception):  # Ray's own shutdown handles the rest
-                info.process.kill()
-                info.process.wait(timeout=1)
 
 
 class SerialExecutor:
