@@ -157,7 +157,7 @@ def _scatter_task(args: tuple[int, list[tuple[str, str]], str, MixConfig, dict[s
 
 def _scatter_shard(p: AnyPath, tokens: AnyPath | None, out_dir: str, config: MixConfig, epochs: dict[str, float],
                    partitions: dict[str, int], holdout: frozenset, counts: dict[str, int],
-                   keep_text: bool = True) -> dict[tuple[str, int], pa.Table]:
+                   keep_text: bool) -> dict[tuple[str, int], pa.Table]:
     """One shard's copies by bucket; its rejected documents written, their reasons counted into `counts`.
     Without `keep_text`, a copy carries its text's UTF-8 length instead of the text."""
     table = read_table(p)
@@ -279,8 +279,8 @@ def mix(in_shards: list[AnyPath], out_dir: str | os.PathLike, config: MixConfig,
 
     `tokens` ({input shard name: its tokens file}) puts each document's tokens into the mixed shards
     (column TOKENS_COLUMN), so tokenizing them is a copy; then `text=False` leaves the texts out of
-    the mixed shards (half their bytes, for a build that reads nothing else from them). `digests`: the inputs' sha256 by name, when
-    the caller has them (`input_digests`), else computed here. `scan_cache`: where each shard's counts
+    the mixed shards (half their bytes, for a build that reads nothing else from them). `digests`: the
+    inputs' sha256 by name, when the caller has them (`input_digests`), else computed here. `scan_cache`: where each shard's counts
     are kept by its content (a grown corpus scans only its new shards).
 
     Rejected documents go to `out_dir/rejected/` with their reason. Returns the summary also written
