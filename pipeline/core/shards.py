@@ -12,9 +12,8 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from pipeline.core.io import AnyPath, as_path, read_json, sha256_file, write_json
+from pipeline.core.io import AnyPath, as_path, read_json, sha256_file, table_from_parquet_bytes, write_json
 from pipeline.core.io import read_table as _read_table
 from pipeline.core.io import write_scratch_table as write_scratch_table
 from pipeline.core.io import write_table as write_table
@@ -61,7 +60,7 @@ def read_shard_bytes(path: str | os.PathLike) -> bytes:
 def table_from_bytes(data: bytes, path: str | os.PathLike) -> pa.Table:
     """The table of a shard read by `read_shard_bytes`; `path` names it in errors."""
     try:
-        return pq.read_table(pa.BufferReader(data))
+        return table_from_parquet_bytes(data)
     except (OSError, pa.ArrowException) as exc:
         raise ShardError(f"{path}: cannot read Parquet shard: {exc}") from exc
 
