@@ -56,6 +56,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             if result.stopped_after:
                 print(f"stopped after {result.stopped_after}: {result.final_dirs[0]}")
                 return 0
+            executor.shutdown(wait=False)  # writing the version needs no Ray
             version = write_version(config, result, sources=sources, out=out, workdir=workdir)
         except EmptySourceError as exc:
             print(f"corpus: error: {exc}", file=sys.stderr)

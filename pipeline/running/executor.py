@@ -132,14 +132,15 @@ class _LocalStart:
     """`ray.init` of a local instance on a thread of its own: the driver goes on planning (and copying
     work done before into place) during the seconds Ray's processes take to come up.
 
-    The thread lives until `release`: Ray starts its processes with PR_SET_PDEATHSIG, which Linux
-    sends when the *thread* that started them ends, so an ended thread would take the instance down."""
+    The thread lives until `stop`, and stops the instance itself: Ray starts its processes with
+    PR_SET_PDEATHSIG, which Linux sends when the *thread* that started them ends, so an ended thread
+    would take the instance down."""
 
     def __init__(self, num_cpus: int) -> None:
         self.num_cpus = num_cpus
         self.ray: Any = None
         self._error: BaseException | None = None
-        self._started, self._released = threading.Event(), threading.Event()
+        self._started, self._stopping = threading.Event(), threading.Event()
         if threading.current_thread() is threading.main_thread():
             # what ray.init sets when called from the main thread: SIGTERM exits through atexit, where
             # Ray stops its processes
@@ -163,7 +164,9 @@ class _LocalStart:
             self._error = exc
         finally:
             self._started.set()
-        self._released.wait()
+        self._stopping.wait()
+        if self._error is None:
+            self.ray.shutdown()
 
     def wait(self) -> Any:
         """The `ray` module, once the instance is up."""
@@ -172,9 +175,12 @@ class _LocalStart:
             raise ClusterError(f"cannot start a local Ray instance: {_short(self._error)}") from self._error
         return self.ray
 
-    def release(self) -> None:
-        self._released.set()
-        self._thread.join(timeout=5)
+    def stop(self, wait: bool = True) -> None:
+        """Stops the instance (once it is up) on its own thread; without `wait`, while the driver
+        goes on (a later `stop()` waits)."""
+        self._stopping.set()
+        if wait:
+            self._thread.join()
 
 
 # What Ray starts on a head node that an instance private to one command has no use for: the dashboard's
@@ -307,16 +313,14 @@ class RayExecutor:
             raise
         return results
 
-    def shutdown(self) -> None:
+    def shutdown(self, wait: bool = True) -> None:
+        """Stops the local instance, or leaves the cluster. `wait=False` begins stopping a local
+        instance and returns (its ~8 processes stop while the driver writes the version); the driver
+        must not call Ray after it, and a later `shutdown()` waits."""
         if self._local is not None:
-            try:
-                self._ray = self._local.wait()
-            except ClusterError:  # a start that failed has nothing to stop
-                self._local.release()
-                return
-        self._ray.shutdown()
-        if self._local is not None:
-            self._local.release()
+            self._local.stop(wait)
+        elif wait and self._ray is not None and self._ray.is_initialized():
+            self._ray.shutdown()
 
 
 class SerialExecutor:
@@ -342,7 +346,7 @@ class SerialExecutor:
                 bar.advance()
         return out
 
-    def shutdown(self) -> None:
+    def shutdown(self, wait: bool = True) -> None:
         pass
 
 

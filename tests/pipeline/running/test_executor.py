@@ -9,6 +9,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
 
 _STARTS_AND_STOPS = """
@@ -22,7 +24,7 @@ results = ex.map(abs, [-3, 1, -2])
 node = ray._private.worker._global_node
 pids = [i.process.pid for infos in node.all_processes.values() for i in infos]
 kinds = sorted(node.all_processes)
-ex.shutdown()
+STOP
 time.sleep(0.5)
 alive = []
 for pid in pids:
@@ -35,7 +37,8 @@ print(json.dumps({"results": results, "up_at_return": up_at_return, "pids": pids
                   "alive": alive, "threads": [t.name for t in threading.enumerate()],
                   "workers": ex.num_workers, "kinds": kinds,
                   "patched": [n for n in ("start_api_server", "start_monitor")
-                              if getattr(ray._private.node.Node, n).__name__ == "_not_started"]}))
+                              if getattr(ray._private.node.Node, n).__name__ == "_not_started"],
+                  "initialized": ray.is_initialized()}))
 """
 
 _FAILED_START = """
@@ -61,8 +64,10 @@ def _run(code: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_local_instance_starts_in_the_background_runs_tasks_and_stops_every_process():
-    out = _run(_STARTS_AND_STOPS)
+@pytest.mark.parametrize("stop", ["ex.shutdown()", "ex.shutdown(wait=False); ex.shutdown()"])
+def test_local_instance_starts_in_the_background_runs_tasks_and_stops_every_process(stop):
+    """Stopped at once, or begun (while the driver writes the version) and then waited for."""
+    out = _run(_STARTS_AND_STOPS.replace("STOP", stop))
     assert out["up_at_return"] is False  # the constructor did not wait for Ray's processes
     assert out["results"] == [3, 1, 2]
     assert out["workers"] == 2
@@ -72,6 +77,7 @@ def test_local_instance_starts_in_the_background_runs_tasks_and_stops_every_proc
     # a private instance: no dashboard API server, no autoscaler monitor; Ray's own methods restored
     assert {"gcs_server", "raylet"} <= set(out["kinds"]) and not {"dashboard", "monitor"} & set(out["kinds"])
     assert out["patched"] == []
+    assert out["initialized"] is False
 
 
 def test_a_failed_start_is_a_one_line_cluster_error_at_first_use():
