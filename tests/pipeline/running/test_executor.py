@@ -20,7 +20,8 @@ from pipeline.running.executor import RayExecutor
 ex = RayExecutor(num_cpus=2, progress=False)
 import ray
 up_at_return = ray.is_initialized()
-results = ex.map(abs, [-3, 1, -2])
+results = ex.map(abs, [-3, 1, -2])  # on the task host, or Ray if already up
+ex.put(0)  # waits for Ray
 node = ray._private.worker._global_node
 pids = [i.process.pid for infos in node.all_processes.values() for i in infos]
 kinds = sorted(node.all_processes)
@@ -48,7 +49,7 @@ from pipeline.running.executor import ClusterError, RayExecutor
 ex = RayExecutor(num_cpus=-1, progress=False)  # Ray refuses a negative CPU count
 out = {"empty": ex.map(abs, [])}  # nothing to run: no need to wait for Ray
 try:
-    ex.map(abs, [1])
+    ex.put(1)  # (a map may run on the task host before the start has failed)
 except ClusterError as exc:
     out["error"] = str(exc)
 ex.shutdown()
