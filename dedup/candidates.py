@@ -11,7 +11,9 @@ whose estimate is more than `verify_sigmas` standard deviations from the thresho
 (at the default 6, wrong with probability ~1e-9 per pair: a pair at J = 0.45 or 0.55 never is), the
 others by their shingle sets: the first document's set (sorted 64-bit shingle hashes) is computed by
 its block's task and sent along, the second's where the pairs land, only for rows in such a pair and
-in bounded chunks, so memory follows one block's pairs, never the corpus.
+in bounded chunks, so memory follows one block's pairs, never the corpus. Verdicts by shingle sets
+are kept in the shard cache by the shards' content (dedup/verdicts.py): a grown corpus compares only
+the pairs with a document of a new shard.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import math
 import numpy as np
 import pyarrow as pa
 
-from dedup import exact, lsh, minhash
+from dedup import exact, lsh, minhash, verdicts
 from dedup.components import write_edges
 from dedup.context import (
     ROW_MASK,
@@ -33,6 +35,7 @@ from dedup.context import (
     write_by_block,
 )
 from dedup.normalize import normalize_array, shingle_spans
+from pipeline.core.shardcache import ShardCache
 from pipeline.core.shards import read_table
 
 _PAIRS_PER_CHUNK = 16384
@@ -149,26 +152,38 @@ def verify_task(block: int, ctx: DedupContext) -> tuple[int, int]:
     return edges.write(ctx, f"near-{block:05d}"), ambiguous
 
 
-def attach_sets_task(block: int, ctx: DedupContext) -> int:
-    """For the pairs left for exact verification whose first node is here: attach its shingle set."""
+def attach_sets_task(item: tuple[int, ShardCache], ctx: DedupContext) -> tuple[int, int]:
+    """For the pairs left for exact verification whose first node is here: those an earlier build
+    verified (dedup/verdicts.py) become edges by their kept Jaccard; the rest get the first node's
+    shingle set attached and go on to `verify_sets_task`. Returns (edges, verdicts reused)."""
+    block, cache = item
     pairs = read_dir(ctx.path("unsure", block))
     if pairs is None:
-        return 0
+        return 0, 0
     u, v = pairs.column("u").to_numpy(), pairs.column("v").to_numpy()
-    nodes, where = np.unique(u, return_inverse=True)
-    table = pa.table({"u": pa.array(u), "v": pa.array(v), "set_u": _set_column(_node_sets(ctx, nodes), where)})
-    write_by_block(table, v, ctx, "unsure2", f"{block:05d}")
-    return len(u)
+    known, sim = verdicts.lookup(ctx, cache, u, v)
+    edges = _Edges()
+    near = known & (sim >= ctx.config.threshold)
+    edges.add(u[near], v[near], sim[near])
+    found = edges.write(ctx, f"known-{block:05d}")
+    u, v = u[~known], v[~known]
+    if len(u):
+        nodes, where = np.unique(u, return_inverse=True)
+        table = pa.table({"u": pa.array(u), "v": pa.array(v), "set_u": _set_column(_node_sets(ctx, nodes), where)})
+        write_by_block(table, v, ctx, "unsure2", f"{block:05d}")
+    return found, int(known.sum())
 
 
-def verify_sets_task(block: int, ctx: DedupContext) -> int:
-    """Exact Jaccard of the shingle sets of the pairs left for exact verification ending in this block."""
+def verify_sets_task(item: tuple[int, ShardCache], ctx: DedupContext) -> int:
+    """Exact Jaccard of the shingle sets of the pairs left for exact verification ending in this block,
+    kept in the cache for the next build (every pair of two shards ends in the later one's block)."""
+    block, cache = item
     files = sorted(ctx.path("unsure2", block).glob("*.parquet"))
     if not files:
         return 0
     v_nodes = np.unique(np.concatenate([read_table(f, ["v"]).column("v").to_numpy() for f in files]))
     v_sets = _node_sets(ctx, v_nodes)
-    edges = _Edges()
+    edges, computed = _Edges(), _Edges()
     for f in files:
         pairs = read_table(f)
         for lo in range(0, pairs.num_rows, _PAIRS_PER_CHUNK):
@@ -178,6 +193,8 @@ def verify_sets_task(block: int, ctx: DedupContext) -> int:
             sim = u_sets.jaccard(np.arange(len(u)), v_sets, np.searchsorted(v_nodes, v))
             keep = sim >= ctx.config.threshold
             edges.add(u[keep], v[keep], sim[keep])
+            computed.add(u, v, sim)
+    verdicts.store(ctx, cache, *computed.arrays())
     return edges.write(ctx, f"exactly-{block:05d}")
 
 
@@ -194,8 +211,11 @@ class _Edges:
         self.v.append(v)
         self.sim.append(sim)
 
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return np.concatenate(self.u), np.concatenate(self.v), np.concatenate(self.sim)
+
     def write(self, ctx: DedupContext, name: str) -> int:
-        u, v, sim = np.concatenate(self.u), np.concatenate(self.v), np.concatenate(self.sim)
+        u, v, sim = self.arrays()
         if len(u):
             write_edges(u, v, ctx.path("edges"), name, ctx.blocks)
             write_similarities(u, v, sim, ctx, name)

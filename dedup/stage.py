@@ -8,7 +8,8 @@ Every step is a set of parallel tasks over files in `scratch`, so no process hol
 2. per partition (dedup/candidates.py): LSH buckets -> candidate pairs; equal text hashes -> exact edges;
 3. per block (twice, and twice more for pairs near the threshold): attach the first document's
    signature, decide by the estimate far from the threshold, by the shingle sets' exact Jaccard near
-   it -> near-duplicate edges;
+   it (kept in the shard cache by content, dedup/verdicts.py: a grown corpus compares only the pairs
+   with a new document) -> near-duplicate edges;
 4. connected components of all edges (dedup/components.py, large-star/small-star);
 5. per block, then per cluster partition (dedup/clusters.py): one survivor per cluster by (source
    priority, higher quality score, smaller id), which depends only on the documents;
@@ -122,10 +123,11 @@ class DedupStage(GlobalStage):
         if not path.exists():
             return []
         s = read_json(path)
+        reused = f", {s['verdicts_reused']:,} of them by an earlier build" if s.get("verdicts_reused") else ""
         line = (f"dedup, when it ran: signatures of {s['shards']} shards: {s['signatures_reused']} reused, "
                 f"{s['signatures_computed']} computed; {s['candidate_pairs']:,} candidate pairs, "
                 f"{s['near_edges']:,} near-duplicate edges ({s.get('verified_exactly', 0):,} pairs compared by their "
-                f"shingle sets), {s['exact_edges']:,} exact-duplicate edges")
+                f"shingle sets{reused}), {s['exact_edges']:,} exact-duplicate edges")
         if "shards_rewritten" in s:
             line += f"; {s['shards_rewritten']} shards written, {s['input_shards'] - s['shards_rewritten']} copied"
         if s["reference_docs"]:
@@ -183,14 +185,17 @@ class DedupStage(GlobalStage):
         every_block = list(range(blocks))
         executor.map(scatter_task, every_block, desc="dedup: band keys", shared=shared)
         found = executor.map(bucket_task, list(range(parts)), desc="dedup: buckets", shared=shared)
-        near = unsure = 0
+        near = unsure = verdicts_reused = 0
         if cfg.near:
             executor.map(attach_task, every_block, desc="dedup: candidates", shared=shared)
             decided = executor.map(verify_task, every_block, desc="dedup: verify", shared=shared)
             near, unsure = sum(e for e, _ in decided), sum(a for _, a in decided)
             if unsure:
-                executor.map(attach_sets_task, every_block, desc="dedup: shingle sets", shared=shared)
-                near += sum(executor.map(verify_sets_task, every_block, desc="dedup: verify exactly",
+                with_cache = [(b, cache) for b in every_block]
+                known = executor.map(attach_sets_task, with_cache, desc="dedup: shingle sets", shared=shared)
+                near += sum(e for e, _ in known)
+                verdicts_reused = sum(r for _, r in known)
+                near += sum(executor.map(verify_sets_task, with_cache, desc="dedup: verify exactly",
                                          shared=shared))
         final = connected_components(work / "edges", work / "cc", blocks, executor)
         executor.map(members_task, [(q, str(final)) for q in every_block], desc="dedup: members", shared=shared)
@@ -204,6 +209,7 @@ class DedupStage(GlobalStage):
                     "against": sorted({name for name, _, _ in refs}), "verify": cfg.verify,
                     "bands": bands, "rows": rows, "candidate_pairs": sum(c for _, c in found),
                     "exact_edges": sum(e for e, _ in found), "near_edges": near, "verified_exactly": unsure,
+                    "verdicts_reused": verdicts_reused,
                     "input_shards": n, "shards_rewritten": sum(w["rewritten"] for w in written)},
                    out_dir / STATS_FILE)
         return {name: counts for w in written for name, counts in w["counts"].items()}
