@@ -137,7 +137,10 @@ class _LocalStart:
     PR_SET_PDEATHSIG, which Linux sends when the *thread* that started them ends, so an ended thread
     would take the instance down."""
 
+    current: _LocalStart | None = None  # the process's latest, which later executors share while in use
+
     def __init__(self, num_cpus: int) -> None:
+        _LocalStart.current = self
         self.num_cpus = num_cpus
         self.ray: Any = None
         self._error: BaseException | None = None
@@ -168,6 +171,12 @@ class _LocalStart:
         self._stopping.wait()
         if self._error is None:
             self.ray.shutdown()
+
+    def in_use(self) -> bool:
+        """Starting, or up and not stopped (by us, or by someone's `ray.shutdown()`)."""
+        if self._stopping.is_set():
+            return False
+        return not self._started.is_set() or (self._error is None and self.ray.is_initialized())
 
     def is_up(self) -> bool:
         """Started (or failed to: `wait` raises then)."""
@@ -238,7 +247,10 @@ class RayExecutor:
         self._host: TaskHost | None = None  # runs tasks while the local instance starts
         self._ray: Any = sys.modules.get("ray")
         self._remote_call: Any = None
-        if self._ray is None or not self._ray.is_initialized():
+        if _LocalStart.current is not None and _LocalStart.current.in_use():
+            # a command before us in this process (tests, notebooks) left its instance running or starting
+            self._local = _LocalStart.current
+        elif self._ray is None or not self._ray.is_initialized():
             # No usage stats from any instance we start (Ray's probe also queries cloud metadata
             # addresses); set before init so that every process of the instance inherits it.
             os.environ["RAY_USAGE_STATS_ENABLED"] = "0"

@@ -63,6 +63,8 @@ from tests.pipeline.running import host_tasks as t
 out = {}
 ex = RayExecutor(num_cpus=2, progress=False)
 out["first"] = ex.map(t.where, list(range(6)))
+# a second command of this process, while the first's instance may still be starting: shares it
+out["shared"] = RayExecutor(num_cpus=2, progress=False)._local is ex._local
 ex.put(0)  # waits for Ray: then all on Ray
 out["later"] = ex.map(t.where, list(range(3)))
 ex.shutdown()
@@ -90,6 +92,7 @@ def test_a_map_during_the_start_runs_its_first_items_on_the_host_and_the_rest_on
     assert [i for i, _ in first] == list(range(6))  # in item order
     assert first[0] == (0, "host")  # handed to the host at once: Ray takes seconds to start
     assert {w for _, w in first} <= {"host", "ray"}
+    assert out["shared"] is True
     assert [tuple(r) for r in out["later"]] == [(0, "ray"), (1, "ray"), (2, "ray")]
     assert out["failures"] == ["TaskFailure", "int"]
     assert out["error"] == "fails_on_three: task for 3 failed: ValueError: bad item 3"
