@@ -26,7 +26,6 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from pipeline.running.progress import Progress
-from pipeline.running.taskhost import HostFailed, TaskHost
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -178,10 +177,6 @@ class _LocalStart:
             return False
         return not self._started.is_set() or (self._error is None and self.ray.is_initialized())
 
-    def is_up(self) -> bool:
-        """Started (or failed to: `wait` raises then)."""
-        return self._started.is_set()
-
     def wait(self) -> Any:
         """The `ray` module, once the instance is up."""
         self._started.wait()
@@ -244,7 +239,6 @@ class RayExecutor:
         address = (address or os.environ.get("RAY_ADDRESS") or "").strip() or None
         self.address = address
         self._local: _LocalStart | None = None
-        self._host: TaskHost | None = None  # runs tasks while the local instance starts
         self._ray: Any = sys.modules.get("ray")
         self._remote_call: Any = None
         if _LocalStart.current is not None and _LocalStart.current.in_use():
@@ -307,38 +301,12 @@ class RayExecutor:
         """
         if not items:
             return []
-        name = desc or getattr(fn, "__name__", "tasks")
-        results: list[Any] = [None] * len(items)
-        bar = Progress(name, len(items)) if self.progress else None
-        on_host: int | None = None  # the item the task host still runs once Ray is up
-        todo = list(range(len(items)))
-        if self._local is not None and not self._local.is_up() and shared is _NO_SHARED:
-            on_host, todo = self._run_on_host_while_starting(fn, items, return_failures, results, bar, name)
-        try:
-            if todo:
-                self._run_on_ray(fn, items, todo, return_failures, shared, results, bar, name)
-        except BaseException:
-            if on_host is not None:
-                self._close_host()
-            raise
-        if on_host is not None:
-            try:
-                results[on_host] = self._host_result(items[on_host], name)
-            except HostFailed:  # the host died with it: Ray runs it
-                self._close_host()
-                self._run_on_ray(fn, items, [on_host], return_failures, shared, results, None, name)
-            if bar:
-                bar.advance()
-        if self._local is not None and self._local.is_up():
-            self._close_host()
-        return results
-
-    def _run_on_ray(self, fn: Callable[..., Any], items: Sequence[Any], todo: list[int], catch: bool, shared: Any,
-                    results: list[Any], bar: Progress | None, name: str) -> None:
         self._ready()
         ray = self._ray
-        refs = [self._remote_call.remote(fn, items[i], catch, shared) for i in todo]
-        index = dict(zip(refs, todo, strict=True))
+        refs = [self._remote_call.remote(fn, item, return_failures, shared) for item in items]
+        index = {ref: i for i, ref in enumerate(refs)}
+        results: list[Any] = [None] * len(refs)
+        bar = Progress(desc or getattr(fn, "__name__", "tasks"), len(refs)) if self.progress and refs else None
         pending = list(refs)
         try:
             while pending:
@@ -348,56 +316,19 @@ class RayExecutor:
                         results[index[ref]] = ray.get(ref)
                     except ray.exceptions.RayTaskError as exc:
                         cause = exc.cause if getattr(exc, "cause", None) is not None else exc
-                        raise TaskError(f"{name}: task for {items[index[ref]]!r} failed: {cause}") from cause
+                        raise TaskError(f"{desc or fn.__name__}: task for {items[index[ref]]!r} failed: {cause}") from cause
                     if bar:
                         bar.advance()
         except BaseException:
             for ref in pending:
                 ray.cancel(ref, force=True)
             raise
-
-    def _run_on_host_while_starting(self, fn: Callable[..., Any], items: Sequence[Any], catch: bool,
-                                    results: list[Any], bar: Progress | None, name: str) -> tuple[int | None, list[int]]:
-        """Items run one at a time on the task host until the local instance is up (taskhost.py);
-        returns the item the host is still running, if any, and the items left for Ray."""
-        assert self._local is not None
-        i = 0
-        try:
-            while i < len(items) and not self._local.is_up():
-                if self._host is None:
-                    self._host = TaskHost()
-                self._host.submit(fn, items[i], catch)
-                while not self._host.ready(0.05):
-                    if self._local.is_up():
-                        return i, list(range(i + 1, len(items)))
-                results[i] = self._host_result(items[i], name)
-                if bar:
-                    bar.advance()
-                i += 1
-        except HostFailed:  # this item, and the rest, on Ray
-            self._close_host()
-        except BaseException:
-            self._close_host()
-            raise
-        return None, list(range(i, len(items)))
-
-    def _host_result(self, item: Any, name: str) -> Any:
-        assert self._host is not None
-        kind, value = self._host.result()
-        if kind == "raised":
-            raise TaskError(f"{name}: task for {item!r} failed: {value}")
-        return value
-
-    def _close_host(self) -> None:
-        if self._host is not None:
-            host, self._host = self._host, None
-            host.close()
+        return results
 
     def shutdown(self, wait: bool = True) -> None:
-        """Stops the local instance (and the task host), or leaves the cluster. `wait=False` begins stopping a local
+        """Stops the local instance, or leaves the cluster. `wait=False` begins stopping a local
         instance and returns (its ~8 processes stop while the driver writes the version); the driver
         must not call Ray after it, and a later `shutdown()` waits."""
-        self._close_host()
         if self._local is not None:
             self._local.stop(wait)
         elif wait and self._ray is not None and self._ray.is_initialized():

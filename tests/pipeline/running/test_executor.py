@@ -20,8 +20,7 @@ from pipeline.running.executor import RayExecutor
 ex = RayExecutor(num_cpus=2, progress=False)
 import ray
 up_at_return = ray.is_initialized()
-results = ex.map(abs, [-3, 1, -2])  # on the task host, or Ray if already up
-ex.put(0)  # waits for Ray
+results = ex.map(abs, [-3, 1, -2])
 node = ray._private.worker._global_node
 pids = [i.process.pid for infos in node.all_processes.values() for i in infos]
 kinds = sorted(node.all_processes)
@@ -49,7 +48,7 @@ from pipeline.running.executor import ClusterError, RayExecutor
 ex = RayExecutor(num_cpus=-1, progress=False)  # Ray refuses a negative CPU count
 out = {"empty": ex.map(abs, [])}  # nothing to run: no need to wait for Ray
 try:
-    ex.put(1)  # (a map may run on the task host before the start has failed)
+    ex.map(abs, [1])
 except ClusterError as exc:
     out["error"] = str(exc)
 ex.shutdown()
@@ -87,3 +86,26 @@ def test_a_failed_start_is_a_one_line_cluster_error_at_first_use():
     assert out["error"].startswith("cannot start a local Ray instance: ")
     assert "\n" not in out["error"] and "nonnegative" in out["error"]
     assert out["shutdown"] == "ok"
+
+
+_TWO_COMMANDS = """
+import json, sys
+from pipeline.running.executor import RayExecutor
+
+first = RayExecutor(num_cpus=2, progress=False)
+second = RayExecutor(num_cpus=2, progress=False)  # another command of this process, while the first starts
+out = {"shared": second._local is first._local, "results": second.map(abs, [-1, 2])}
+first.shutdown()
+third = RayExecutor(num_cpus=2, progress=False)  # after a shutdown: an instance of its own
+out["third_new"] = third._local is not first._local
+out["third"] = third.map(abs, [-4])
+third.shutdown()
+print(json.dumps(out))
+"""
+
+
+def test_a_second_executor_of_a_process_shares_the_instance_the_first_one_starts():
+    """Two in-process commands (tests, a notebook): the second must neither start a second instance
+    (Ray allows one per process) nor read the `ray` module the first one's thread is still importing."""
+    out = _run(_TWO_COMMANDS)
+    assert out == {"shared": True, "results": [1, 2], "third_new": True, "third": [4]}
