@@ -24,6 +24,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -36,17 +37,18 @@ from pipeline.core.shards import (
     read_json,
     read_table,
     write_json,
-    write_scratch_table,
     write_table,
 )
 from pipeline.core.stage import Executor
+from pipeline.outputs.columns import EPOCH_COLUMN, KEY_COLUMN, TEXT_BYTES_COLUMN
+from pipeline.outputs.columns import TOKENS_COLUMN as TOKENS_COLUMN
+from pipeline.outputs.gather import BUCKET_SUFFIX, gather_task, write_bucket
+from pipeline.outputs.gather import source_counts as source_counts
+from pipeline.outputs.tokenize import TokenShardSpec, one_chunk
 
 MIX_VERSION = "2"  # 2: token ids stored uncompressed in the mixed shards
 SPLITS = ("train", "validation", "test")
 MIX_FILE = "_mix.json"
-_KEY, _EPOCH = "_mix_key", "_mix_epoch"
-_TEXT_BYTES = "_mix_text_bytes"  # a copy's UTF-8 text length, carried instead of its text (mix(text=False))
-TOKENS_COLUMN = "_tokens"  # a document's tokens (uint32 bytes, EOS included) when tokenized before mixing
 SCATTER_GROUP_BYTES = 64 << 20  # text per scatter task, at most (about)
 
 
@@ -84,8 +86,12 @@ class MixError(ValueError):
 
 
 def _hash64(*parts: object) -> int:
-    blob = "\x00".join(str(p) for p in parts).encode("utf-8")
-    return int.from_bytes(hashlib.blake2b(blob, digest_size=8).digest(), "little")
+    return _hash64_of("\x00".join(str(p) for p in parts))
+
+
+def _hash64_of(joined: str) -> int:
+    """`_hash64` of parts already joined (the scatter's per-document loop builds the string itself)."""
+    return int.from_bytes(hashlib.blake2b(joined.encode("utf-8"), digest_size=8).digest(), "little")
 
 
 def _unit(*parts: object) -> float:
@@ -108,6 +114,21 @@ def copies_of(seed: int, doc_id: str, epochs: float) -> int:
 
 def text_hash(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).digest()[:16]
+
+
+class _TextHashes:
+    """`text_hash` of a text column's rows, from views of its Arrow buffers: no Python string per text
+    (decoding and re-encoding every text of a shard cost more than hashing it)."""
+
+    def __init__(self, column: pa.ChunkedArray | pa.Array) -> None:
+        arr = one_chunk(column)
+        width = 8 if pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type) else 4
+        _, offsets, data = arr.buffers()
+        self.offsets = np.frombuffer(offsets, f"<i{width}", count=len(arr) + 1, offset=arr.offset * width).tolist()
+        self.data = memoryview(data if data is not None else b"")
+
+    def __getitem__(self, i: int) -> bytes:
+        return hashlib.sha256(self.data[self.offsets[i]:self.offsets[i + 1]]).digest()[:16]
 
 
 # ------------------------------------------------------------------------------------------ tasks
@@ -150,8 +171,8 @@ def _scatter_task(args: tuple[int, list[tuple[str, str]], str, MixConfig, dict[s
                                             epochs, partitions, holdout, counts, keep_text).items():
             buckets.setdefault(bucket, []).append(table)
     for (split, part), tables in buckets.items():  # read back once, by the gather
-        write_scratch_table(pa.concat_tables(tables, promote_options="default"),
-                            scratch / split / f"{part:05d}" / f"{group:05d}.parquet")
+        write_bucket(pa.concat_tables(tables, promote_options="default"),
+                     scratch / split / f"{part:05d}" / f"{group:05d}{BUCKET_SUFFIX}")
     return {"rejected": counts}
 
 
@@ -169,19 +190,26 @@ def _scatter_shard(p: AnyPath, tokens: AnyPath | None, out_dir: str, config: Mix
         carried = table.append_column(TOKENS_COLUMN, t.column(TOKENS_COLUMN))
     if not keep_text:
         carried = carried.drop_columns(["text"]).append_column(
-            _TEXT_BYTES, pc.binary_length(table.column("text")).cast(pa.int64()))
+            TEXT_BYTES_COLUMN, pc.binary_length(table.column("text")).cast(pa.int64()))
     rows: dict[tuple[str, int], tuple[list[int], list[int], list[int]]] = {}
     rejected_rows: list[int] = []
     reasons: list[str] = []
-    ids, texts = table["id"].to_pylist(), table["text"].to_pylist()
-    for i, (doc_id, source) in enumerate(zip(ids, table["source"].to_pylist(), strict=True)):
-        split = split_of(config.seed, doc_id, config)
+    texts = _TextHashes(table["text"]) if holdout else None
+    # split_of, copies_of and the key hash inlined (the same strings hashed): a shard's documents x 3
+    # hashes was most of this loop's time in calls and joins
+    seed, scale = str(config.seed), 2.0**64
+    v, vt = config.validation_fraction, config.validation_fraction + config.test_fraction
+    for i, (doc_id, source) in enumerate(zip(table["id"].to_pylist(), table["source"].to_pylist(), strict=True)):
+        u = _hash64_of(f"{seed}\x00split\x00{doc_id}") / scale
+        split = "validation" if u < v else "test" if u < vt else "train"
         if split == "train":
-            if holdout and text_hash(texts[i]) in holdout:
+            if texts is not None and texts[i] in holdout:
                 rejected_rows.append(i)
                 reasons.append("mix:holdout-dup")
                 continue
-            n = copies_of(config.seed, doc_id, epochs[source])
+            e = epochs[source]
+            whole = math.floor(e)
+            n = whole + (1 if e > whole and _hash64_of(f"{seed}\x00epoch\x00{doc_id}") / scale < e - whole else 0)
             if n == 0:
                 rejected_rows.append(i)
                 reasons.append("mix:subsampled")
@@ -189,20 +217,43 @@ def _scatter_shard(p: AnyPath, tokens: AnyPath | None, out_dir: str, config: Mix
         else:
             n = 1
         for epoch in range(n):
-            key = _hash64(config.seed, "key", doc_id, epoch)
+            key = _hash64_of(f"{seed}\x00key\x00{doc_id}\x00{epoch}")
             bucket = rows.setdefault((split, (key * partitions[split]) >> 64), ([], [], []))
             bucket[0].append(i)
             bucket[1].append(key)
             bucket[2].append(epoch)
+    # one take of the copies grouped by bucket (none when that is the shard as it is), a slice per bucket:
+    # a take per bucket cost its per-column overhead on every one of a shard's ~45 columns
+    order: list[int] = [i for idx, _, _ in rows.values() for i in idx]
+    copies = carried if order == list(range(table.num_rows)) else carried.take(pa.array(order, pa.int64()))
+    copies = copies.append_column(KEY_COLUMN, pa.array([k for _, ks, _ in rows.values() for k in ks], pa.uint64()))
+    copies = copies.append_column(EPOCH_COLUMN, pa.array([e for _, _, es in rows.values() for e in es], pa.int32()))
     out: dict[tuple[str, int], pa.Table] = {}
-    for bucket, (idx, keys, eps) in rows.items():
-        b = carried.take(pa.array(idx, pa.int64()))
-        out[bucket] = b.append_column(_KEY, pa.array(keys, pa.uint64())).append_column(_EPOCH, pa.array(eps, pa.int32()))
-    rejected = with_rejection(table.take(pa.array(rejected_rows, pa.int64())), "mix", reasons)
-    write_table(rejected, as_path(out_dir) / REJECTED_DIR / p.name)
+    start = 0
+    for bucket, (idx, _, _) in rows.items():
+        out[bucket] = copies.slice(start, len(idx))
+        start += len(idx)
+    dropped = table.take(pa.array(rejected_rows, pa.int64())) if rejected_rows else table.slice(0, 0)
+    rejected = with_rejection(dropped, "mix", reasons)
+    _write_rejected(rejected, as_path(out_dir) / REJECTED_DIR / p.name)
     for r in reasons:
         counts[r] = counts.get(r, 0) + 1
     return out
+
+
+_NO_REJECTIONS: dict[bytes, bytes] = {}  # per schema (serialized), the bytes of a shard with no rows
+
+
+def _write_rejected(rejected: pa.Table, path: AnyPath) -> None:
+    """`write_table`; the bytes of an empty table, what most shards reject, made once per schema and
+    process (a Parquet file of ~45 columns cost ~1.5 ms to encode, for each of a corpus' shards)."""
+    if rejected.num_rows:
+        write_table(rejected, path)
+        return
+    schema = rejected.schema.serialize().to_pybytes()
+    if schema not in _NO_REJECTIONS:
+        _NO_REJECTIONS[schema] = parquet_bytes(rejected)
+    write_bytes_atomic(_NO_REJECTIONS[schema], path)
 
 
 def scatter_groups(text_bytes: list[int], workers: int, max_bytes: int = SCATTER_GROUP_BYTES) -> list[range]:
@@ -215,40 +266,6 @@ def scatter_groups(text_bytes: list[int], workers: int, max_bytes: int = SCATTER
     runs = min(n, max(4 * workers, -(-sum(text_bytes) // max_bytes)))
     bounds = [round(i * n / runs) for i in range(runs + 1)]
     return [range(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False) if hi > lo]
-
-
-def _gather_task(args: tuple[str, str, int, str]) -> dict[str, Any] | None:
-    """Sort one partition's copies by key and write it as one output shard."""
-    scratch, split, part, out_dir = args
-    d = as_path(scratch) / split / f"{part:05d}"
-    files = sorted(d.glob("*.parquet"))  # none when the partition got no document (and no directory)
-    if not files:
-        return None
-    t = pa.concat_tables([read_table(f) for f in files], promote_options="default")
-    order = pc.sort_indices(t, sort_keys=[(_KEY, "ascending"), ("id", "ascending"), (_EPOCH, "ascending")])
-    t = t.take(order).drop_columns([_KEY, _EPOCH])
-    sources = source_counts(t)
-    if _TEXT_BYTES in t.schema.names:
-        t = t.drop_columns([_TEXT_BYTES])
-    out = as_path(out_dir) / split / f"{split}-{part:05d}.parquet"
-    data = parquet_bytes(t, uncompressed=[TOKENS_COLUMN])  # hashed here, not read back
-    write_bytes_atomic(data, out)
-    return {"path": f"{split}/{out.name}", "docs": t.num_rows, "bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(), "sources": sources}
-
-
-def source_counts(t: pa.Table) -> dict[str, dict[str, int]]:
-    """Documents and UTF-8 text bytes per source, in order of first appearance, without turning a
-    partition's texts into Python strings (nor importing pandas, as numpy views of Arrow arrays would:
-    ~0.4 s). A pass per source: a partition holds a handful."""
-    sources = t["source"].combine_chunks().dictionary_encode()
-    lengths = (pc.binary_length(t["text"]) if "text" in t.schema.names else t[_TEXT_BYTES]).combine_chunks()
-    out: dict[str, dict[str, int]] = {}
-    for i, name in enumerate(sources.dictionary.to_pylist()):
-        mine = pc.equal(sources.indices, pa.scalar(i, sources.indices.type))
-        out[name] = {"docs": pc.sum(mine.cast(pa.int64())).as_py() or 0,
-                     "text_bytes": pc.sum(pc.filter(lengths, mine)).as_py() or 0}
-    return out
 
 
 # ------------------------------------------------------------------------------------------- mix
@@ -274,7 +291,8 @@ def _resolve_epochs(config: MixConfig, train: dict[str, list[int]]) -> dict[str,
 
 def mix(in_shards: list[AnyPath], out_dir: str | os.PathLike, config: MixConfig, executor: Executor,
         tokens: dict[str, AnyPath] | None = None, digests: dict[str, str] | None = None,
-        scan_cache: str | os.PathLike | None = None, text: bool = True) -> dict[str, Any]:
+        scan_cache: str | os.PathLike | None = None, text: bool = True,
+        token_shards: tuple[str | os.PathLike, TokenShardSpec] | None = None) -> dict[str, Any]:
     """Mix, shuffle and split doc shards into `out_dir/{train,validation,test}/*.parquet`.
 
     `tokens` ({input shard name: its tokens file}) puts each document's tokens into the mixed shards
@@ -286,7 +304,9 @@ def mix(in_shards: list[AnyPath], out_dir: str | os.PathLike, config: MixConfig,
     Rejected documents go to `out_dir/rejected/` with their reason. Returns the summary also written
     as `out_dir/_mix.json`: resolved epochs, per split its shards (docs, bytes, sha256) and per-source
     counts, and the rejections; input documents = holdout + train documents kept (any copies) + rejected.
-    A finished mix (same inputs and config) is returned as is.
+    A finished mix (same inputs and config) is returned as is. `token_shards` (a directory, a spec):
+    with tokens carried, each mixed shard's token shards and task record are also written into
+    `<directory>/<split>` by the gather, as `tokenize_shards` would, which then finds them finished.
     """
     v, t = config.validation_fraction, config.test_fraction
     if not (v >= 0 and t >= 0 and v + t < 1):
@@ -340,11 +360,12 @@ def mix(in_shards: list[AnyPath], out_dir: str | os.PathLike, config: MixConfig,
         for reason, n in r["rejected"].items():
             rejected[reason] = rejected.get(reason, 0) + n
 
-    parts = [(str(scratch), s, p, str(out_dir)) for s in SPLITS for p in range(partitions[s])]
-    gathered = executor.map(_gather_task, parts, desc="mix: shuffle")
+    target = (str(token_shards[0]), token_shards[1]) if token_shards and tokens else None
+    parts = [(str(scratch), s, p, str(out_dir), target) for s in SPLITS for p in range(partitions[s])]
+    gathered = executor.map(gather_task, parts, desc="mix: shuffle")
     splits: dict[str, Any] = {}
     for s in SPLITS:
-        shards = [g for (_, split, _, _), g in zip(parts, gathered, strict=True) if split == s and g is not None]
+        shards = [g for (_, split, *_), g in zip(parts, gathered, strict=True) if split == s and g is not None]
         sources: dict[str, dict[str, int]] = {}
         for g in shards:
             for src, c in g.pop("sources").items():

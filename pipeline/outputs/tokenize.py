@@ -1,4 +1,4 @@
-"""Tokenize doc shards into token shards (one task per input shard), and train a byte-level BPE.
+"""Tokenize doc shards into token shards (one task per input shard; BPE training: training.py).
 
 Any HF `tokenizer.json` works (e.g. the GPT-NeoX-20B tokenizer); an EOS token follows every document.
 Each input shard `X.parquet` becomes `X-00000.tokens`, `X-00001.tokens`, ... cut at document
@@ -9,7 +9,7 @@ never on how they were grouped into tasks or how many workers ran them.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.core.config import at_least, require, stable_hash, to_plain
-from pipeline.core.io import AnyPath, as_path, local_file, makedirs, write_bytes_atomic
+from pipeline.core.io import AnyPath, as_path, local_file, makedirs
 from pipeline.core.shardcache import ShardCache
 from pipeline.core.shards import (
     TASKS_DIR,
@@ -30,14 +30,16 @@ from pipeline.core.shards import (
 )
 from pipeline.core.shards import sha256_file as file_sha256
 from pipeline.core.stage import Executor
-from pipeline.outputs.mix import TOKENS_COLUMN
+from pipeline.outputs.columns import TOKENS_COLUMN
 from pipeline.outputs.reader import SHARD_SUFFIX
 from pipeline.outputs.textshards import open_parquet
 from pipeline.outputs.token_shards import TokenShardWriter, token_itemsize, write_index
+from pipeline.outputs.training import MIN_BPE_VOCAB as MIN_BPE_VOCAB
+from pipeline.outputs.training import iter_texts as iter_texts
+from pipeline.outputs.training import train_tokenizer as train_tokenizer
 
 TOKENIZE_VERSION = "1"
 MAX_ZSTD_LEVEL = 22  # zstd's highest compression level
-MIN_BPE_VOCAB = 256 + 1  # a byte-level BPE holds every byte, plus the EOS token
 
 
 @dataclass
@@ -73,7 +75,6 @@ class LoadedTokenizer:
 
 
 _TOKENIZERS: dict[tuple[str, str], LoadedTokenizer] = {}
-
 
 
 def load_tokenizer(path: str | os.PathLike, eos_token: str) -> LoadedTokenizer:
@@ -118,10 +119,61 @@ def _shard_meta(config: TokenizeConfig, loaded: LoadedTokenizer) -> dict[str, An
     }
 
 
-def _batches(path: AnyPath, batch_docs: int, loaded: LoadedTokenizer
-             ) -> Iterator[tuple[list[str], list[str], list[np.ndarray]]]:
-    """(ids, sources, tokens with EOS) per batch of a doc shard: its TOKENS_COLUMN when it was tokenized
-    before mixing, else encoded here."""
+@dataclass
+class TokenShardSpec:
+    """A token directory's settings, resolved once in the driver: what a task writing token shards of
+    carried tokens needs instead of the tokenizer (loading it costs ~0.3 CPU s per process)."""
+
+    config: TokenizeConfig
+    meta: dict[str, Any]  # every shard's metadata (_shard_meta)
+    itemsize: int  # bytes per token
+    config_key: str  # in every task record: a rerun reuses the records with the same key
+
+
+def token_spec(config: TokenizeConfig) -> TokenShardSpec:
+    """The spec of token shards written with `config` (loads the tokenizer, in this process only)."""
+    loaded = load_tokenizer(config.tokenizer, config.eos_token)
+    # batch_docs and shards_per_task do not change the output, so they do not invalidate finished tasks;
+    # of the tokenizer's path only its name is written (its content is keyed by sha256), so the key, and
+    # the task records, are the same wherever the tokenizer and the output directory are
+    output_config = {k: v for k, v in to_plain(config).items() if k not in ("batch_docs", "shards_per_task")}
+    output_config["tokenizer"] = as_path(config.tokenizer).name
+    config_key = stable_hash({"version": TOKENIZE_VERSION, "config": output_config, "tokenizer": loaded.sha256})
+    return TokenShardSpec(config, _shard_meta(config, loaded), token_itemsize(loaded.vocab_size), config_key)
+
+
+Batch = tuple[list[str], list[str], np.ndarray, np.ndarray]  # ids, sources, their tokens concatenated, lengths
+
+
+def one_chunk(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A column as one array, without a copy when it is one chunk already (`combine_chunks` copies)."""
+    if not isinstance(column, pa.ChunkedArray):
+        return column
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
+def carried_tokens(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """(concatenated tokens, tokens per document) of a TOKENS_COLUMN, read from its Arrow buffers
+    (no Python object per document)."""
+    arr = one_chunk(column)
+    if arr.type != pa.large_binary():
+        arr = arr.cast(pa.large_binary())
+    n = len(arr)
+    if n == 0:
+        return np.zeros(0, np.uint32), np.zeros(0, np.int64)
+    _, offsets_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(offsets_buf, np.int64, count=n + 1, offset=arr.offset * 8)
+    lengths = np.diff(offsets)
+    if (lengths % 4).any():
+        raise ValueError(f"{TOKENS_COLUMN}: token bytes not a multiple of 4 (uint32)")
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    flat = np.frombuffer(data_buf, np.uint32, count=(hi - lo) // 4, offset=lo) if hi > lo else np.zeros(0, np.uint32)
+    return flat, lengths // 4
+
+
+def _batches(path: AnyPath, batch_docs: int, loaded: LoadedTokenizer) -> Iterator[Batch]:
+    """The batches of a doc shard: tokens from its TOKENS_COLUMN when it was tokenized before mixing,
+    else encoded here (EOS appended)."""
     try:
         with open_parquet(path) as pf:
             carried = TOKENS_COLUMN in pf.schema_arrow.names
@@ -129,19 +181,12 @@ def _batches(path: AnyPath, batch_docs: int, loaded: LoadedTokenizer
             for batch in pf.iter_batches(batch_size=batch_docs, columns=columns):
                 ids, sources = batch.column(0).to_pylist(), batch.column(1).to_pylist()
                 if carried:
-                    tokens = [np.frombuffer(b, np.uint32) for b in batch.column(2).to_pylist()]
+                    flat, lengths = carried_tokens(batch.column(2))
                 else:
-                    tokens = encode_documents(loaded, batch.column(2).to_pylist())
-                yield ids, sources, tokens
-    except (OSError, ValueError) as exc:
-        raise ShardError(f"{path}: cannot read Parquet shard: {exc}") from exc
-
-
-def _texts(path: AnyPath, batch_docs: int) -> Iterator[list[str]]:
-    try:
-        with open_parquet(path) as pf:
-            for batch in pf.iter_batches(batch_size=batch_docs, columns=["text"]):
-                yield batch.column(0).to_pylist()
+                    encoded = encode_documents(loaded, batch.column(2).to_pylist())
+                    lengths = np.fromiter((len(e) for e in encoded), dtype=np.int64, count=len(encoded))
+                    flat = np.concatenate(encoded) if encoded else np.zeros(0, np.uint32)
+                yield ids, sources, flat, lengths
     except (OSError, ValueError) as exc:
         raise ShardError(f"{path}: cannot read Parquet shard: {exc}") from exc
 
@@ -197,11 +242,35 @@ def _tokens_key(loaded: LoadedTokenizer, config: TokenizeConfig) -> dict[str, An
 
 def tokenize_one(in_path: str | os.PathLike, out_dir: str | os.PathLike, config: TokenizeConfig) -> dict[str, Any]:
     """Tokenize one doc shard into one or more token shards; returns the task record."""
-    in_path, out_dir = as_path(in_path), as_path(out_dir)
+    in_path = as_path(in_path)
     loaded = load_tokenizer(config.tokenizer, config.eos_token)
-    itemsize = token_itemsize(loaded.vocab_size)
-    meta = _shard_meta(config, loaded)
-    stem = in_path.stem
+    outputs, per_source = _write_token_shards(_batches(in_path, config.batch_docs, loaded), as_path(out_dir),
+                                              in_path.stem, config, _shard_meta(config, loaded),
+                                              token_itemsize(loaded.vocab_size))
+    return {"input": in_path.name, "outputs": outputs, "sources": per_source}
+
+
+def write_carried_tokens(table: pa.Table, name: str, out_dir: str | os.PathLike, spec: TokenShardSpec
+                         ) -> dict[str, Any]:
+    """The token shards and task record of doc shard `name` (its documents, with TOKENS_COLUMN, in
+    `table`), written by whoever holds the table (the mix's gather): the bytes `tokenize_shards` would
+    write reading the shard back, without that pass."""
+    out_dir = as_path(out_dir)
+    flat, lengths = carried_tokens(table.column(TOKENS_COLUMN))
+    batch = (table.column("id").to_pylist(), table.column("source").to_pylist(), flat, lengths)
+    stem = name.removesuffix(".parquet")
+    outputs, per_source = _write_token_shards([batch], out_dir, stem, spec.config, spec.meta, spec.itemsize)
+    record = {"input": name, "outputs": outputs, "sources": per_source, "config_key": spec.config_key}
+    write_json(record, out_dir / TASKS_DIR / f"{stem}.json")
+    return record
+
+
+def _write_token_shards(batches: Iterable[Batch], out_dir: AnyPath, stem: str, config: TokenizeConfig,
+                        meta: dict[str, Any], itemsize: int
+                        ) -> tuple[list[dict[str, Any]], dict[str, dict[str, int]]]:
+    """Documents into `stem-00000.tokens`, ... cut at document boundaries at `shard_max_tokens` (the
+    same shards however the documents are batched); returns the shards' index entries and per-source
+    docs/tokens."""
     outputs: list[dict[str, Any]] = []
     per_source: dict[str, dict[str, int]] = {}
     writer: TokenShardWriter | None = None
@@ -211,27 +280,28 @@ def tokenize_one(in_path: str | os.PathLike, out_dir: str | os.PathLike, config:
                                 frame_tokens=config.frame_tokens, zstd_level=config.zstd_level, meta=meta)
 
     try:
-        for ids, sources, encoded in _batches(in_path, config.batch_docs, loaded):
-            lengths = np.fromiter((len(e) for e in encoded), dtype=np.int64, count=len(encoded))
+        for ids, sources, flat, lengths in batches:
             for s, n in zip(sources, lengths.tolist(), strict=True):
                 c = per_source.setdefault(s, {"docs": 0, "tokens": 0})
                 c["docs"] += 1
                 c["tokens"] += n
+            ends = np.cumsum(lengths)  # each document's end in `flat`
             start = 0
-            while start < len(encoded):
+            while start < len(lengths):
                 if writer is None:
                     writer = new_writer()
                 # take documents up to the shard's token budget (always at least one)
                 room = config.shard_max_tokens - writer.num_tokens
-                cum = np.cumsum(lengths[start:])
-                take = max(1 if writer.num_docs == 0 else 0, int(np.searchsorted(cum, room, side="right")))
+                begin = int(ends[start - 1]) if start else 0
+                take = max(1 if writer.num_docs == 0 else 0,
+                           int(np.searchsorted(ends, begin + room, side="right")) - start)
                 if take == 0:
                     outputs.append(writer.close())
                     writer = None
                     continue
                 stop = start + take
-                flat = np.concatenate(encoded[start:stop]).astype(writer.dtype, copy=False)
-                writer.add_documents(ids[start:stop], sources[start:stop], flat, lengths[start:stop])
+                tokens = flat[begin:int(ends[stop - 1])].astype(writer.dtype, copy=False)
+                writer.add_documents(ids[start:stop], sources[start:stop], tokens, lengths[start:stop])
                 start = stop
                 if writer.num_tokens >= config.shard_max_tokens:
                     outputs.append(writer.close())
@@ -243,7 +313,17 @@ def tokenize_one(in_path: str | os.PathLike, out_dir: str | os.PathLike, config:
         if writer is not None:
             writer.abort()
         raise
-    return {"input": in_path.name, "outputs": outputs, "sources": per_source}
+    return outputs, per_source
+
+
+def _finished(out_dir: AnyPath, in_path: AnyPath, config_key: str) -> dict[str, Any] | None:
+    """The task record of a doc shard tokenized before with the same config, if its outputs are there."""
+    record_path = out_dir / TASKS_DIR / f"{in_path.stem}.json"
+    if record_path.exists():
+        rec = read_json(record_path)
+        if rec.get("config_key") == config_key and all((out_dir / o["path"]).exists() for o in rec["outputs"]):
+            return rec
+    return None
 
 
 def _tokenize_task(args: tuple[list[str], str, TokenizeConfig, str]) -> list[dict[str, Any]]:
@@ -251,14 +331,9 @@ def _tokenize_task(args: tuple[list[str], str, TokenizeConfig, str]) -> list[dic
     out_dir = as_path(out_dir_s)
     records = []
     for p in map(as_path, in_paths):
-        record_path = out_dir / TASKS_DIR / f"{p.stem}.json"
-        if record_path.exists():
-            rec = read_json(record_path)
-            if rec.get("config_key") == config_key and all((out_dir / o["path"]).exists() for o in rec["outputs"]):
-                records.append(rec)
-                continue
-        rec = {**tokenize_one(p, out_dir, config), "config_key": config_key}
-        write_json(rec, record_path)
+        if (rec := _finished(out_dir, p, config_key)) is None:
+            rec = {**tokenize_one(p, out_dir, config), "config_key": config_key}
+            write_json(rec, out_dir / TASKS_DIR / f"{p.stem}.json")
         records.append(rec)
     return records
 
@@ -271,29 +346,54 @@ def tokenize_shards(in_shards: list[AnyPath], out_dir: str | os.PathLike, config
     docs/tokens, and every shard with its docs, tokens, bytes and sha256, in reading order. Finished
     input shards (a task record with the same config) are not recomputed on a rerun.
     """
-    loaded = load_tokenizer(config.tokenizer, config.eos_token)  # fail fast, before any task starts
+    return tokenize_dirs({"": (in_shards, out_dir)}, config, executor)[""]
+
+
+def tokenize_dirs(jobs: dict[str, tuple[list[AnyPath], str | os.PathLike]], config: TokenizeConfig,
+                  executor: Executor) -> dict[str, dict[str, Any]]:
+    """`tokenize_shards` of several (input shards, output directory) at once, e.g. a mix's splits: one
+    map over the shards of them all that have no finished task record (a map per directory cost a
+    round trip each), none when every record is there (the mix's gather wrote them)."""
+    spec = token_spec(config)  # fails fast, before any task starts
     if config.shard_max_tokens < 1 or config.shards_per_task < 1 or config.batch_docs < 1:
         raise ValueError("tokenize: shard_max_tokens, shards_per_task and batch_docs must be >= 1")
-    out_dir = as_path(out_dir)
-    paths = sorted((as_path(p) for p in in_shards), key=lambda p: p.name)
-    seen: dict[str, AnyPath] = {}
-    for p in paths:
-        if p.stem in seen:
-            raise ValueError(f"two input shards share the name {p.name}: {seen[p.stem]} and {p}")
-        seen[p.stem] = p
-    makedirs(out_dir)
-    if isinstance(out_dir, Path):  # writes killed mid-way (object storage never holds partial objects)
-        for tmp in out_dir.glob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
-    # batch_docs and shards_per_task do not change the output, so they do not invalidate finished tasks;
-    # of the tokenizer's path only its name is written (its content is keyed by sha256), so the key, and
-    # the task records, are the same wherever the tokenizer and the output directory are
-    output_config = {k: v for k, v in to_plain(config).items() if k not in ("batch_docs", "shards_per_task")}
-    output_config["tokenizer"] = as_path(config.tokenizer).name
-    config_key = stable_hash({"version": TOKENIZE_VERSION, "config": output_config, "tokenizer": loaded.sha256})
-    n = config.shards_per_task
-    items = [([str(p) for p in paths[i:i + n]], str(out_dir), config, config_key) for i in range(0, len(paths), n)]
-    records = [r for group in executor.map(_tokenize_task, items, desc="tokenize") for r in group]
+    dirs: dict[str, tuple[list[AnyPath], AnyPath]] = {}
+    records: dict[str, list[dict[str, Any]]] = {}
+    items: list[tuple[list[str], str, TokenizeConfig, str]] = []
+    owners: list[str] = []  # the job of each item
+    for name, (in_shards, out) in jobs.items():
+        out_dir = as_path(out)
+        paths = sorted((as_path(p) for p in in_shards), key=lambda p: p.name)
+        seen: dict[str, AnyPath] = {}
+        for p in paths:
+            if p.stem in seen:
+                raise ValueError(f"two input shards share the name {p.name}: {seen[p.stem]} and {p}")
+            seen[p.stem] = p
+        makedirs(out_dir)
+        if isinstance(out_dir, Path):  # writes killed mid-way (object storage never holds partial objects)
+            for tmp in out_dir.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+        dirs[name] = (paths, out_dir)
+        records[name] = []
+        todo = []
+        for p in paths:
+            if (rec := _finished(out_dir, p, spec.config_key)) is None:
+                todo.append(p)
+            else:
+                records[name].append(rec)
+        n = config.shards_per_task
+        for i in range(0, len(todo), n):
+            items.append(([str(p) for p in todo[i:i + n]], str(out_dir), config, spec.config_key))
+            owners.append(name)
+    if items:
+        for name, group in zip(owners, executor.map(_tokenize_task, items, desc="tokenize"), strict=True):
+            records[name] += group
+    return {name: _index(out_dir, paths, records[name], spec) for name, (paths, out_dir) in dirs.items()}
+
+
+def _index(out_dir: AnyPath, paths: list[AnyPath], records: list[dict[str, Any]], spec: TokenShardSpec
+           ) -> dict[str, Any]:
+    """Write and return `out_dir/index.json` of the token shards the task records list."""
     shards = sorted((o for r in records for o in r["outputs"]), key=lambda o: o["path"])
     sources: dict[str, dict[str, int]] = {}
     for r in records:
@@ -301,58 +401,7 @@ def tokenize_shards(in_shards: list[AnyPath], out_dir: str | os.PathLike, config
             t = sources.setdefault(s, {"docs": 0, "tokens": 0})
             t["docs"] += c["docs"]
             t["tokens"] += c["tokens"]
-    meta = {**_shard_meta(config, loaded), "dtype": "uint16" if token_itemsize(loaded.vocab_size) == 2 else "uint32",
-            "frame_tokens": config.frame_tokens, "zstd_level": config.zstd_level,
+    meta = {**spec.meta, "dtype": "uint16" if spec.itemsize == 2 else "uint32",
+            "frame_tokens": spec.config.frame_tokens, "zstd_level": spec.config.zstd_level,
             "inputs": [p.name for p in paths], "sources": dict(sorted(sources.items()))}
     return write_index(out_dir, shards, meta)
-
-
-# -------------------------------------------------------------------------------------- training
-
-
-def iter_texts(in_shards: list[AnyPath], max_bytes: int | None = None, batch_docs: int = 1024) -> Iterator[str]:
-    """Document texts of the shards in name order, stopping after about `max_bytes` of UTF-8."""
-    seen = 0
-    for p in sorted((as_path(s) for s in in_shards), key=lambda s: s.name):
-        for texts in _texts(p, batch_docs):
-            for t in texts:
-                yield t
-                seen += len(t.encode("utf-8"))
-                if max_bytes is not None and seen >= max_bytes:
-                    return
-
-
-def train_tokenizer(
-    in_shards: list[AnyPath],
-    out_path: str | os.PathLike,
-    vocab_size: int,
-    *,
-    eos_token: str = "<|endoftext|>",
-    min_frequency: int = 2,
-    max_train_bytes: int | None = None,
-) -> AnyPath:
-    """Train a byte-level BPE (GPT-2 style, no normalizer, so decoding is lossless) on the shards' text.
-
-    Texts are read in shard-name order (at most `max_train_bytes`), so the same corpus gives the
-    same tokenizer.json. The EOS token is a special token with id 0. `out_path` may be a URI; the
-    file is written atomically either way.
-    """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    if vocab_size < MIN_BPE_VOCAB:
-        raise ValueError(f"vocab_size {vocab_size} is too small for a byte-level BPE (>= {MIN_BPE_VOCAB})")
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        min_frequency=min_frequency,
-        special_tokens=[eos_token] if eos_token else [],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(iter_texts(in_shards, max_train_bytes), trainer=trainer)
-    out_path = as_path(out_path)
-    # the same bytes as tok.save(path, pretty=True), written through io (local or object storage)
-    write_bytes_atomic(tok.to_str(pretty=True).encode("utf-8"), out_path)
-    return out_path

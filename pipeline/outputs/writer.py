@@ -31,7 +31,8 @@ from pipeline.outputs.tokenize import (
     TokenizeConfig,
     load_tokenizer,
     pretokenize,
-    tokenize_shards,
+    token_spec,
+    tokenize_dirs,
     train_tokenizer,
 )
 
@@ -93,8 +94,11 @@ def write_outputs(in_shards: list[AnyPath], out_dir: str | os.PathLike, config: 
         tokens = pretokenize(in_shards, digests, token_cache, config.tokenize, out_dir / "_tokens", executor)
     # the mixed shards' texts are read again only for text shards, or to tokenize or train a tokenizer
     keep_text = config.text_shards or tokens is None
+    # carried tokens: the mix's gather writes the token shards, from the partitions it holds
+    token_shards = (out_dir / "tokens", token_spec(config.tokenize)) if tokens is not None else None
     summary: dict[str, Any] = {"mix": mix(in_shards, out_dir / "mix", config.mix, executor, tokens=tokens,
-                                          digests=digests, scan_cache=scan_cache, text=keep_text)}
+                                          digests=digests, scan_cache=scan_cache, text=keep_text,
+                                          token_shards=token_shards)}
     splits = {s: split_shards(out_dir / "mix", s) for s in SPLITS}
     tokenize = config.tokenize
     if not tokenize.tokenizer:
@@ -106,10 +110,13 @@ def write_outputs(in_shards: list[AnyPath], out_dir: str | os.PathLike, config: 
         tokenize = dataclasses.replace(tokenize, tokenizer=str(path))
         summary["tokenizer_trained"] = path.name
     summary["text"], summary["tokens"], summary["megatron"] = {}, {}, {}
-    for split, shards in splits.items():
-        if config.text_shards:
+    if config.text_shards:
+        for split, shards in splits.items():
             summary["text"][split] = write_text_shards(shards, out_dir / "text" / split, executor)
-        summary["tokens"][split] = tokenize_shards(shards, out_dir / "tokens" / split, tokenize, executor)
+    # every split in one map (of the shards whose token shards the gather did not write: none when it could)
+    summary["tokens"] = tokenize_dirs({s: (shards, out_dir / "tokens" / s) for s, shards in splits.items()},
+                                      tokenize, executor)
+    for split in splits:
         if config.megatron:
             summary["megatron"][split] = export_megatron(out_dir / "tokens" / split,
                                                          out_dir / "megatron" / f"{split}_text_document")

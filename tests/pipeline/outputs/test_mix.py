@@ -160,3 +160,27 @@ def test_source_counts_do_not_import_pandas(tmp_path):
             "assert c == {'a': {'docs': 2, 'text_bytes': 4}, 'b': {'docs': 1, 'text_bytes': 2}}, c; "
             "assert 'pandas' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_text_hashes_from_arrow_buffers_equal_text_hash():
+    from pipeline.outputs.mix import _TextHashes, text_hash
+
+    texts = ["", "café ﬁ 日本語", "a\x00b", "plain"]
+    for column in (pa.array(texts, pa.string()), pa.array(texts, pa.large_string()),
+                   pa.chunked_array([pa.array(texts[:1]), pa.array(texts[1:])]), pa.array(["x", *texts]).slice(1)):
+        hashes = _TextHashes(column)
+        assert [hashes[i] for i in range(len(texts))] == [text_hash(t) for t in texts]
+    assert _TextHashes(pa.array(["", ""]))[1] == text_hash("")
+
+
+def test_rejected_shards_are_write_table_bytes_with_or_without_rows(tmp_path, docs):
+    from pipeline.core.schema import with_rejection
+    from pipeline.core.shards import write_table
+    from pipeline.outputs.mix import _write_rejected
+
+    table = pa.Table.from_pylist(docs[:5])
+    for name, rows, reasons in (("none", [], []), ("none-again", [], []), ("two", [1, 3], ["mix:a", "mix:b"])):
+        rejected = with_rejection(table.take(pa.array(rows, pa.int64())), "mix", reasons)
+        _write_rejected(rejected, tmp_path / f"{name}.parquet")
+        write_table(rejected, tmp_path / f"{name}-expected.parquet")
+        assert (tmp_path / f"{name}.parquet").read_bytes() == (tmp_path / f"{name}-expected.parquet").read_bytes()
