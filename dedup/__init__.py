@@ -3,7 +3,7 @@
 normalize.py  text normalization and word-shingle spans over Arrow columns (CJK/Thai split too)
 minhash.py    MinHash signatures (datasketch-identical given the hash), shingle hash sets, LSH parameters
 kernels.py    the compiled (numba) loops behind both: folding, word splitting, hashing, minimum
-lazy.py       kernels.py imported on first use (numba's import is ~0.15 s; most commands never sign)
+lazy.py       kernels.py imported on first use, without scipy (numba: ~0.5 s; most commands never sign)
 lsh.py        band partitions, candidate pairs per bucket, the signature estimate of Jaccard
 exact.py      hashes of normalized text and exact-duplicate edges
 stage.py      the config and the stage: the order of the steps below, over `DedupContext` (context.py)

@@ -15,11 +15,12 @@ import pyarrow as pa
 
 from pipeline.core.imports import unimportable
 
-# pyarrow imports pandas on its first `pa.array` (to check whether the list is a pandas object): the
-# pipeline builds Arrow data from Python lists only, so it is made to record "no pandas" for that check
-# (~0.15 s of CPU per command; `to_pandas` and an explicit `import pandas` still work).
+# pyarrow imports pandas on its first `pa.array` of a list without a type (to check whether the list is
+# a pandas object; an empty list skips the check): the pipeline builds Arrow data from Python lists
+# only, so it is made to record "no pandas" for that check (~0.3 s of CPU per process, every Ray worker
+# included; `to_pandas` and an explicit `import pandas` still work).
 with unimportable("pandas"):
-    pa.array([], pa.string())
+    pa.array([""])
 
 DOC_SCHEMA = pa.schema(
     [

@@ -31,6 +31,7 @@ import sources.cc
 table = docs_to_table([Doc("cc/1", "cc", "text", None, {})])
 count_shard(None, table, with_rejection(table, "s", ["cc:x"]))
 pa.array(["a"], pa.string())
+pa.array(["a"]), pa.table({"n": [1, 2]})  # lists without a type: what makes pyarrow look for pandas
 assert "pandas" not in sys.modules and "fsspec" not in sys.modules, [m for m in sys.modules if m in ("pandas", "fsspec")]
 import pandas, fsspec
 assert table.to_pandas().shape == (1, 5)
