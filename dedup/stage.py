@@ -44,6 +44,9 @@ VERIFY_MODES = ("signature", "exact")
 _BAND_ROWS_PER_PARTITION = 4_000_000  # (band, key, node) rows: ~72 MB, a few times that while sorting
 _MAX_PARTITIONS = 1024
 DOCS_PER_BLOCK = 200_000  # documents per block of shards that exchanges address (dedup/context.py)
+# Below this many documents a step's tasks last milliseconds: one task per worker, not several, since
+# each costs a round trip (a grown corpus's dedup was ~90 tasks of ~20 ms over 5,000 documents).
+_SMALL_DOCS = 50_000
 STATS_FILE = "_dedup.json"  # what the run did (reuse counts, pairs): not part of a version
 
 
@@ -231,13 +234,15 @@ def _signatures(ctx: DedupContext, cache: ShardCache, digests: Mapping[str, str]
 
 def default_partitions(docs: int, rows_per_doc: int, workers: int) -> int:
     """Hash partitions sized by the data (about _BAND_ROWS_PER_PARTITION band rows each), so that one
-    task's memory stays bounded; at least two per worker so all are busy."""
+    task's memory stays bounded; at least two per worker so all are busy (one below _SMALL_DOCS)."""
     by_size = -(-docs * rows_per_doc // _BAND_ROWS_PER_PARTITION)
-    return int(min(_MAX_PARTITIONS, max(2, 2 * workers, by_size)))
+    per_worker = 1 if docs < _SMALL_DOCS else 2
+    return int(min(_MAX_PARTITIONS, max(1, per_worker * workers, by_size)))
 
 
 def default_blocks(docs: int, workers: int) -> int:
     """Blocks of about DOCS_PER_BLOCK documents, at least four per worker (a block's tasks do unequal
-    work): an exchange writes up to blocks x blocks (or partitions) files, and a block task holds one
-    block's signatures (~100 MB)."""
-    return max(4 * workers, -(-docs // DOCS_PER_BLOCK))
+    work; one per worker below _SMALL_DOCS): an exchange writes up to blocks x blocks (or partitions)
+    files, and a block task holds one block's signatures (~100 MB)."""
+    per_worker = 1 if docs < _SMALL_DOCS else 4
+    return max(per_worker * workers, -(-docs // DOCS_PER_BLOCK))

@@ -208,8 +208,11 @@ def test_end_to_end_with_ray_accounting(corpus, tmp_path, ray_executor):
 def test_default_partitions_and_blocks_follow_the_data_not_the_shard_count(tmp_path, monkeypatch):
     # Every exchange writes (tasks x destinations) files: destinations that grew with the shard count
     # made a 1M-document run spend most of its time on 10,000-file exchanges.
-    assert default_partitions(400, rows_per_doc=25, workers=2) == 4  # 2 per worker
-    assert default_blocks(400, workers=2) == 8  # 4 per worker
+    assert default_partitions(100_000, rows_per_doc=25, workers=2) == 4  # 2 per worker
+    assert default_blocks(100_000, workers=2) == 8  # 4 per worker
+    # few documents: tasks of milliseconds, one per worker (each task is a round trip)
+    assert default_partitions(400, rows_per_doc=25, workers=2) == 2
+    assert default_blocks(400, workers=2) == 2
     monkeypatch.setattr(dedup_stage, "_BAND_ROWS_PER_PARTITION", 1000)
     assert default_partitions(400, rows_per_doc=25, workers=2) == 10  # 400 docs x 25 rows / 1000
     assert default_blocks(10_000_000, workers=2) == 50  # 200,000 documents each
