@@ -24,6 +24,12 @@ results = ex.map(abs, [-3, 1, -2])
 node = ray._private.worker._global_node
 pids = [i.process.pid for infos in node.all_processes.values() for i in infos]
 kinds = sorted(node.all_processes)
+raylet = node.all_processes["raylet"][0].process.pid
+raylet_args = open(f"/proc/{raylet}/cmdline").read().split("\\0")
+agent = next(a for a in raylet_args if a.startswith("--dashboard_agent_command="))
+minimal = ["--minimal"] if "--minimal" in agent.split() else []
+import sys
+dashboard_deps = "aiohttp" in sys.modules
 STOP
 time.sleep(0.5)
 alive = []
@@ -37,7 +43,9 @@ print(json.dumps({"results": results, "up_at_return": up_at_return, "pids": pids
                   "alive": alive, "threads": [t.name for t in threading.enumerate()],
                   "workers": ex.num_workers, "kinds": kinds,
                   "patched": [n for n in ("start_api_server", "start_monitor")
-                              if getattr(ray._private.node.Node, n).__name__ == "_not_started"],
+                              if getattr(ray._private.node.Node, n).__name__ == "_not_started"]
+                             + (["utils"] if ray._private.utils.get_dashboard_dependency_error() is not None else []),
+                  "minimal_agent": len(minimal), "dashboard_deps": dashboard_deps,
                   "initialized": ray.is_initialized()}))
 """
 
@@ -77,6 +85,9 @@ def test_local_instance_starts_in_the_background_runs_tasks_and_stops_every_proc
     # a private instance: no dashboard API server, no autoscaler monitor; Ray's own methods restored
     assert {"gcs_server", "raylet"} <= set(out["kinds"]) and not {"dashboard", "monitor"} & set(out["kinds"])
     assert out["patched"] == []
+    # as Ray's minimal install: the dashboard agent without the dashboard's modules, and the driver
+    # never imported their dependencies to find out whether they are installed
+    assert out["minimal_agent"] == 1 and out["dashboard_deps"] is False
     assert out["initialized"] is False
 
 
