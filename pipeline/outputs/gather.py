@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -53,11 +54,16 @@ def gather_task(args: tuple[str, str, int, str, TokenTarget]) -> dict[str, Any] 
     if TEXT_BYTES_COLUMN in t.schema.names:
         t = t.drop_columns([TEXT_BYTES_COLUMN])
     out = as_path(out_dir) / split / f"{split}-{part:05d}.parquet"
-    data = parquet_bytes(t, uncompressed=[TOKENS_COLUMN])  # hashed here, not read back
-    write_bytes_atomic(data, out)
-    if tokens is not None and TOKENS_COLUMN in t.schema.names:
-        root, spec = tokens
-        write_carried_tokens(t, out.name, as_path(root) / split, spec)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # the token shards on a thread while the mixed shard is encoded: both compress without the GIL,
+        # and the partition of the train split, much the largest, was the last task of a build
+        job = None
+        if tokens is not None and TOKENS_COLUMN in t.schema.names:
+            job = pool.submit(write_carried_tokens, t, out.name, as_path(tokens[0]) / split, tokens[1])
+        data = parquet_bytes(t, uncompressed=[TOKENS_COLUMN])  # hashed here, not read back
+        write_bytes_atomic(data, out)
+        if job is not None:
+            job.result()
     return {"path": f"{split}/{out.name}", "docs": t.num_rows, "bytes": len(data),
             "sha256": hashlib.sha256(data).hexdigest(), "sources": sources}
 
