@@ -13,12 +13,14 @@ cannot reach is a `ClusterError` naming it, in one line. Usage stats are off in 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import signal
 import socket
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -161,7 +163,7 @@ class _LocalStart:
             self.ray = ray
             with _private_instance(ray):
                 ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=False, log_to_driver=True,
-                         configure_logging=False)
+                         configure_logging=False, _system_config=_QUICK_CONNECT)
             ray.put(None)  # builds the driver's serialization context (~0.2 s), else built by the first task
         except BaseException as exc:  # noqa: BLE001 - reported by wait(), in the driver's thread
             self._error = exc
@@ -197,6 +199,8 @@ class _LocalStart:
 # include_dashboard=False, and ray.init waits for it) and the autoscaler monitor (nothing to scale; at
 # exit it also held ray.shutdown() for its 1 s grace, trying to report to the GCS stopped before it).
 _UNUSED_HEAD_PROCESSES = ("start_api_server", "start_monitor")
+# the raylet's (and workers') socket connections: Ray's 10 attempts 1 s apart, as 500 attempts 20 ms apart
+_QUICK_CONNECT = {"raylet_client_connect_timeout_milliseconds": 20, "raylet_client_num_connect_attempts": 500}
 _MINIMAL = ImportError("a private local instance runs as Ray's minimal install does (pipeline/running/executor.py)")
 
 
@@ -209,8 +213,14 @@ def _private_instance(ray: Any) -> Iterator[None]:
     And it runs as Ray's minimal install (`pip install ray`) does: the raylet's dashboard agent loads
     none of the modules that serve the dashboard, and the driver does not import the dashboard's
     dependencies (aiohttp, opentelemetry, ...) to find out whether they are installed: ~0.4 CPU s on the
-    thread that starts the raylet. Where Ray lacks these functions (another Ray than the one locked),
-    Ray starts as it would."""
+    thread that starts the raylet.
+
+    Two waits of a whole second each are made short: the raylet's connection to its object store, on
+    a socket the store's thread may not have opened yet, retries every `raylet_client_connect_timeout_
+    milliseconds` (1 s; `_QUICK_CONNECT` keeps the 10 s of patience in 20 ms steps), and Ray's wait for
+    the raylet to register, `GlobalStateAccessor::GetNode`, sleeps 1 s after each miss: `_registered`
+    asks first, every 20 ms. Together ~1 s of a start on average (0-2 s). Where Ray lacks these
+    functions (another Ray than the one locked), Ray starts as it would."""
     node_class = getattr(getattr(getattr(ray, "_private", None), "node", None), "Node", None)
     saved = {name: vars(node_class)[name] for name in _UNUSED_HEAD_PROCESSES
              if node_class is not None and name in vars(node_class)}
@@ -220,6 +230,10 @@ def _private_instance(ray: Any) -> Iterator[None]:
     dependency_error = getattr(utils, "get_dashboard_dependency_error", None)
     if dependency_error is not None:
         utils.get_dashboard_dependency_error = _minimal_install
+    services = getattr(getattr(ray, "_private", None), "services", None)
+    get_node = getattr(services, "get_node", None)
+    if get_node is not None:
+        services.get_node = functools.partial(_registered, get_node)
     try:
         yield
     finally:
@@ -227,10 +241,31 @@ def _private_instance(ray: Any) -> Iterator[None]:
             setattr(node_class, name, method)
         if dependency_error is not None:
             utils.get_dashboard_dependency_error = dependency_error
+        if get_node is not None:
+            services.get_node = get_node
 
 
 def _minimal_install() -> ImportError:
     return _MINIMAL
+
+
+def _registered(get_node: Callable[[str, str], Any], gcs_address: str, node_id: str) -> Any:
+    """Ray's `get_node`, called once the GCS lists the node (asked every 20 ms, for up to the 30 s Ray
+    itself waits), so that it finds the node at its first try instead of after a 1 s sleep."""
+    try:
+        from ray._raylet import GcsClient, NodeID
+        from ray.core.generated.gcs_pb2 import GcsNodeInfo
+        from ray.core.generated.gcs_service_pb2 import GetAllNodeInfoRequest
+
+        client = GcsClient(address=gcs_address)
+        wanted = [GetAllNodeInfoRequest.NodeSelector(node_id=NodeID.from_hex(node_id).binary())]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not client.get_all_node_info(
+                timeout=5, node_selectors=wanted, state_filter=GcsNodeInfo.GcsNodeState.ALIVE):
+            time.sleep(0.02)
+    except Exception:  # noqa: BLE001 - another Ray's API: its own wait decides
+        pass
+    return get_node(gcs_address, node_id)
 
 
 def _not_started(self: Any, *args: Any, **kwargs: Any) -> None:

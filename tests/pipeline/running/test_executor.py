@@ -14,8 +14,18 @@ import pytest
 from tests.conftest import REPO
 
 _STARTS_AND_STOPS = """
-import json, os, threading, time
+import base64, json, os, threading, time
+import ray._private.services
 from pipeline.running.executor import RayExecutor
+
+calls = []
+def get_node(*args, _ray_get_node=ray._private.services.get_node):
+    started = time.monotonic()
+    try:
+        return _ray_get_node(*args)
+    finally:
+        calls.append(round(time.monotonic() - started, 3))
+ray._private.services.get_node = get_node  # Ray's, as the executor finds it
 
 ex = RayExecutor(num_cpus=2, progress=False)
 import ray
@@ -28,6 +38,9 @@ raylet = node.all_processes["raylet"][0].process.pid
 raylet_args = open(f"/proc/{raylet}/cmdline").read().split("\\0")
 agent = next(a for a in raylet_args if a.startswith("--dashboard_agent_command="))
 minimal = ["--minimal"] if "--minimal" in agent.split() else []
+gcs = node.all_processes["gcs_server"][0].process.pid
+gcs_args = open(f"/proc/{gcs}/cmdline").read().split("\\0")  # the system config, which the raylet gets from it
+config = json.loads(base64.b64decode(next(a for a in gcs_args if a.startswith("--config_list=")).split("=", 1)[1]))
 import sys
 dashboard_deps = "aiohttp" in sys.modules
 STOP
@@ -46,6 +59,8 @@ print(json.dumps({"results": results, "up_at_return": up_at_return, "pids": pids
                               if getattr(ray._private.node.Node, n).__name__ == "_not_started"]
                              + (["utils"] if ray._private.utils.get_dashboard_dependency_error() is not None else []),
                   "minimal_agent": len(minimal), "dashboard_deps": dashboard_deps,
+                  "get_node_calls": calls, "raylet_config": config,
+                  "get_node_restored": ray._private.services.get_node is get_node,
                   "initialized": ray.is_initialized()}))
 """
 
@@ -88,6 +103,13 @@ def test_local_instance_starts_in_the_background_runs_tasks_and_stops_every_proc
     # as Ray's minimal install: the dashboard agent without the dashboard's modules, and the driver
     # never imported their dependencies to find out whether they are installed
     assert out["minimal_agent"] == 1 and out["dashboard_deps"] is False
+    # no 1 s sleeps: Ray's wait for the raylet to register is called once it has (Ray's own first
+    # miss sleeps 1 s, and its first try comes ~1 s before the raylet's agents are up), and the
+    # raylet retries its socket connections every 20 ms (its system config, from the GCS's) (10 s of patience, as Ray's 10 x 1 s)
+    assert len(out["get_node_calls"]) == 1 and out["get_node_calls"][0] < 0.5, out["get_node_calls"]
+    assert out["get_node_restored"]
+    assert out["raylet_config"]["raylet_client_connect_timeout_milliseconds"] == 20
+    assert out["raylet_config"]["raylet_client_num_connect_attempts"] == 500
     assert out["initialized"] is False
 
 
