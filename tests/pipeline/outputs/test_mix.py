@@ -125,9 +125,11 @@ def test_scatter_runs_hold_bounded_text_and_keep_every_worker_busy():
     from pipeline.outputs.mix import scatter_groups
 
     assert scatter_groups([], 2) == []
-    assert scatter_groups([10] * 3, 2) == [range(0, 1), range(1, 2), range(2, 3)]  # fewer shards than 4 per worker
-    runs = scatter_groups([10] * 68, 2)
+    assert scatter_groups([10] * 3, 2, max_bytes=20) == [range(0, 1), range(1, 2), range(2, 3)]  # fewer shards than 4 per worker
+    runs = scatter_groups([10] * 68, 2, max_bytes=100)
     assert len(runs) == 8 and [i for r in runs for i in r] == list(range(68))
+    small = scatter_groups([10] * 68, 2)  # all the text fits in one task: one per worker
+    assert len(small) == 2 and [i for r in small for i in r] == list(range(68))
     big = scatter_groups([30] * 100, 1, max_bytes=100)  # 3,000 bytes in runs of at most ~100
     assert len(big) == 30 and max(sum(30 for _ in r) for r in big) <= 120
 
