@@ -35,7 +35,7 @@ from dedup.components import connected_components
 from dedup.context import DedupContext
 from dedup.signing import known_signatures, scatter_task, signature_task
 from pipeline.core.config import ConfigError, at_least, require, stable_hash
-from pipeline.core.io import AnyPath, parquet_num_rows, remove_tree
+from pipeline.core.io import AnyPath, as_path, parquet_num_rows, remove_tree
 from pipeline.core.shardcache import ShardCache
 from pipeline.core.shards import ShardError, published_docs, read_json, write_json
 from pipeline.core.stage import Executor, GlobalStage
@@ -184,28 +184,13 @@ class DedupStage(GlobalStage):
         signed = _signatures(ctx, cache, digests or {}, executor)
         ctx.sig_dirs = [s["sig_dir"] for s in signed]
         ctx.sha256 = [s["sha256"] for s in signed]
-        shared = executor.put(ctx)
-        every_block = list(range(blocks))
-        executor.map(scatter_task, every_block, desc="dedup: band keys", shared=shared)
-        found = executor.map(bucket_task, list(range(parts)), desc="dedup: buckets", shared=shared)
-        near = unsure = verdicts_reused = 0
-        if cfg.near:
-            executor.map(attach_task, every_block, desc="dedup: candidates", shared=shared)
-            decided = executor.map(verify_task, every_block, desc="dedup: verify", shared=shared)
-            near, unsure = sum(e for e, _ in decided), sum(a for _, a in decided)
-            if unsure:
-                with_cache = [(b, cache) for b in every_block]
-                known = executor.map(attach_sets_task, with_cache, desc="dedup: shingle sets", shared=shared)
-                near += sum(e for e, _ in known)
-                verdicts_reused = sum(r for _, r in known)
-                near += sum(executor.map(verify_sets_task, with_cache, desc="dedup: verify exactly",
-                                         shared=shared))
-        final = connected_components(work / "edges", work / "cc", blocks, executor)
-        executor.map(members_task, [(q, str(final)) for q in every_block], desc="dedup: members", shared=shared)
-        executor.map(attrs_task, every_block, desc="dedup: cluster attributes", shared=shared)
-        executor.map(survivor_task, every_block, desc="dedup: survivors", shared=shared)
-        written = executor.map(write_task, [(b, str(out_dir), cache) for b in every_block], desc="dedup: write",
-                               shared=shared)
+        if docs < _SMALL_DOCS:
+            # the rounds' tasks would last milliseconds each: all rounds in one task, not a round trip each
+            [rounds] = executor.map(_rounds_task, [(ctx, cache, str(out_dir))], desc="dedup: candidates to survivors")
+        else:
+            rounds = _rounds(ctx, cache, str(out_dir), executor)
+        found, near, unsure = rounds["found"], rounds["near"], rounds["unsure"]
+        verdicts_reused, written = rounds["verdicts_reused"], rounds["written"]
         reused = sum(s["reused"] for s in signed)
         write_json({"shards": n_all, "signatures_reused": reused, "signatures_computed": n_all - reused,
                     "reference_docs": sum(parquet_num_rows(p) for _, p, _ in refs),
@@ -216,6 +201,52 @@ class DedupStage(GlobalStage):
                     "input_shards": n, "shards_rewritten": sum(w["rewritten"] for w in written)},
                    out_dir / STATS_FILE)
         return {name: counts for w in written for name, counts in w["counts"].items()}
+
+
+def _rounds(ctx: DedupContext, cache: ShardCache, out_dir: str, executor: Executor) -> dict[str, Any]:
+    """Everything after the signatures, a map per round: band keys, buckets and candidate pairs,
+    their verification, connected components, survivors, and the written shards."""
+    cfg, blocks = ctx.config, ctx.blocks
+    shared = executor.put(ctx)
+    every_block = list(range(blocks))
+    executor.map(scatter_task, every_block, desc="dedup: band keys", shared=shared)
+    found = executor.map(bucket_task, list(range(ctx.partitions)), desc="dedup: buckets", shared=shared)
+    near = unsure = verdicts_reused = 0
+    if cfg.near:
+        executor.map(attach_task, every_block, desc="dedup: candidates", shared=shared)
+        decided = executor.map(verify_task, every_block, desc="dedup: verify", shared=shared)
+        near, unsure = sum(e for e, _ in decided), sum(a for _, a in decided)
+        if unsure:
+            with_cache = [(b, cache) for b in every_block]
+            known = executor.map(attach_sets_task, with_cache, desc="dedup: shingle sets", shared=shared)
+            near += sum(e for e, _ in known)
+            verdicts_reused = sum(r for _, r in known)
+            near += sum(executor.map(verify_sets_task, with_cache, desc="dedup: verify exactly", shared=shared))
+    work = as_path(ctx.work)
+    final = connected_components(work / "edges", work / "cc", blocks, executor)
+    executor.map(members_task, [(q, str(final)) for q in every_block], desc="dedup: members", shared=shared)
+    executor.map(attrs_task, every_block, desc="dedup: cluster attributes", shared=shared)
+    executor.map(survivor_task, every_block, desc="dedup: survivors", shared=shared)
+    written = executor.map(write_task, [(b, out_dir, cache) for b in every_block], desc="dedup: write", shared=shared)
+    return {"found": found, "near": near, "unsure": unsure, "verdicts_reused": verdicts_reused, "written": written}
+
+
+def _rounds_task(item: tuple[DedupContext, ShardCache, str]) -> dict[str, Any]:
+    """`_rounds` inside one task (few documents): each round's map runs here, in order."""
+    ctx, cache, out_dir = item
+    return _rounds(ctx, cache, out_dir, _InTask())
+
+
+class _InTask:
+    """The executor of `_rounds_task`: a map's items one after another, in the task's process."""
+
+    num_workers = 1
+
+    def put(self, obj: Any) -> Any:
+        return obj
+
+    def map(self, fn: Any, items: Any, *, desc: str = "", return_failures: bool = False, shared: Any = None) -> list:
+        return [fn(item) if shared is None else fn(item, shared) for item in items]
 
 
 def _signatures(ctx: DedupContext, cache: ShardCache, digests: Mapping[str, str],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import shutil
@@ -139,6 +140,28 @@ def test_output_identical_for_any_partition_or_block_count_and_shard_split(corpu
     other = _write_shards(docs, tmp_path / "in5", 5)
     _, kept5, rejected5, _ = _run(other, tmp_path, "s5", DedupConfig(partitions=2))
     assert _decisions(kept5, rejected5) == _decisions(kept, rejected)
+
+
+def test_few_documents_run_the_rounds_in_one_task_with_the_same_result(corpus, tmp_path, monkeypatch):
+    """Below _SMALL_DOCS the rounds after the signatures are one task (each round's tasks would last
+    milliseconds, a round trip each); the result is the per-round path's, byte for byte."""
+    docs, _ = corpus
+    shards = _write_shards(docs, tmp_path / "in", 3)
+    results = {}
+    for small in (True, False):
+        if not small:
+            monkeypatch.setattr(dedup_stage, "_SMALL_DOCS", 0)
+        executor = _Recording()
+        # partitions and blocks given: the default ones depend on _SMALL_DOCS too
+        _, _, _, out = _run(shards, tmp_path, f"small-{small}", DedupConfig(partitions=2, blocks=2), executor)
+        stats = json.loads((out / "_dedup.json").read_text())
+        results[small] = ([p.read_bytes() for p in sorted(out.rglob("*.parquet"))], stats,
+                          [name for name, _ in executor.calls])
+    one_task, per_round = results[True], results[False]
+    assert one_task[0] == per_round[0] and one_task[1] == per_round[1]
+    assert "_rounds_task" in one_task[2] and "bucket_task" not in one_task[2]
+    assert "bucket_task" in per_round[2] and "_rounds_task" not in per_round[2]
+    assert one_task[1]["near_edges"] > 0  # the corpus's planted near copies went through every round
 
 
 def test_band_collision_alone_removes_nothing(corpus, tmp_path):
