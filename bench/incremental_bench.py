@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -135,6 +136,8 @@ def main() -> int:
             for d in ("work", "out"):
                 shutil.rmtree(WORK / d, ignore_errors=True)
                 subprocess.run(["cp", "-a", str(WORK / f"{d}-after-full"), str(WORK / d)], check=True)
+            os.sync()  # the copy's writeback is the bench's, not the build's: it must not run during the build
+            time.sleep(1)
             # the same work directory, the inputs grown by one copy (the config's input directory differs too)
             grown_runs.append(_build(grown_dir, WORK / "work", WORK / "out", args.workers, "grown", cluster))
         if not args.no_fresh:
