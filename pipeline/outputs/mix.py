@@ -85,21 +85,17 @@ class MixError(ValueError):
     pass
 
 
-def _hash64(*parts: object) -> int:
-    return _hash64_of("\x00".join(str(p) for p in parts))
+# Per document: its split, its number of copies and each copy's key, from 64-bit hashes of
+# "<seed>\0<what>\0<doc id>[\0<epoch>]". Built with f-strings: the scatter calls these for every document
+# of every shard, and joining the parts generically was most of its loop's time.
 
 
 def _hash64_of(joined: str) -> int:
-    """`_hash64` of parts already joined (the scatter's per-document loop builds the string itself)."""
     return int.from_bytes(hashlib.blake2b(joined.encode("utf-8"), digest_size=8).digest(), "little")
 
 
-def _unit(*parts: object) -> float:
-    return _hash64(*parts) / 2.0**64
-
-
-def split_of(seed: int, doc_id: str, config: MixConfig) -> str:
-    u = _unit(seed, "split", doc_id)
+def split_of(seed: int | str, doc_id: str, config: MixConfig) -> str:
+    u = _hash64_of(f"{seed}\x00split\x00{doc_id}") / 2.0**64
     if u < config.validation_fraction:
         return "validation"
     if u < config.validation_fraction + config.test_fraction:
@@ -107,9 +103,16 @@ def split_of(seed: int, doc_id: str, config: MixConfig) -> str:
     return "train"
 
 
-def copies_of(seed: int, doc_id: str, epochs: float) -> int:
+def copies_of(seed: int | str, doc_id: str, epochs: float) -> int:
     whole = math.floor(epochs)
-    return whole + (1 if _unit(seed, "epoch", doc_id) < epochs - whole else 0)
+    if epochs == whole:
+        return whole
+    return whole + (1 if _hash64_of(f"{seed}\x00epoch\x00{doc_id}") / 2.0**64 < epochs - whole else 0)
+
+
+def copy_key(seed: int | str, doc_id: str, epoch: int) -> int:
+    """The copy's place in the shuffle: its partition and its order there."""
+    return _hash64_of(f"{seed}\x00key\x00{doc_id}\x00{epoch}")
 
 
 def text_hash(text: str) -> bytes:
@@ -195,21 +198,15 @@ def _scatter_shard(p: AnyPath, tokens: AnyPath | None, out_dir: str, config: Mix
     rejected_rows: list[int] = []
     reasons: list[str] = []
     texts = _TextHashes(table["text"]) if holdout else None
-    # split_of, copies_of and the key hash inlined (the same strings hashed): a shard's documents x 3
-    # hashes was most of this loop's time in calls and joins
-    seed, scale = str(config.seed), 2.0**64
-    v, vt = config.validation_fraction, config.validation_fraction + config.test_fraction
+    seed = str(config.seed)
     for i, (doc_id, source) in enumerate(zip(table["id"].to_pylist(), table["source"].to_pylist(), strict=True)):
-        u = _hash64_of(f"{seed}\x00split\x00{doc_id}") / scale
-        split = "validation" if u < v else "test" if u < vt else "train"
+        split = split_of(seed, doc_id, config)
         if split == "train":
             if texts is not None and texts[i] in holdout:
                 rejected_rows.append(i)
                 reasons.append("mix:holdout-dup")
                 continue
-            e = epochs[source]
-            whole = math.floor(e)
-            n = whole + (1 if e > whole and _hash64_of(f"{seed}\x00epoch\x00{doc_id}") / scale < e - whole else 0)
+            n = copies_of(seed, doc_id, epochs[source])
             if n == 0:
                 rejected_rows.append(i)
                 reasons.append("mix:subsampled")
@@ -217,7 +214,7 @@ def _scatter_shard(p: AnyPath, tokens: AnyPath | None, out_dir: str, config: Mix
         else:
             n = 1
         for epoch in range(n):
-            key = _hash64_of(f"{seed}\x00key\x00{doc_id}\x00{epoch}")
+            key = copy_key(seed, doc_id, epoch)
             bucket = rows.setdefault((split, (key * partitions[split]) >> 64), ([], [], []))
             bucket[0].append(i)
             bucket[1].append(key)
