@@ -120,6 +120,13 @@ def _check_reachable(address: str) -> None:
 _NO_SHARED = "__no_shared__"
 
 
+_WARM_UP_MAX = 64  # workers started ahead of a job's first tasks, at most
+
+
+def _nothing(item: Any) -> None:
+    return None
+
+
 def _call(fn: Callable[..., Any], item: Any, catch: bool, shared: Any = _NO_SHARED) -> Any:
     args = (item,) if isinstance(shared, str) and shared == _NO_SHARED else (item, shared)
     if not catch:
@@ -308,10 +315,21 @@ class RayExecutor:
                     ray.init(address=address, log_to_driver=True)
                 except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError...
                     raise _cannot(address, _short(exc)) from exc
+                self._warm_up_workers()
             else:
                 # "local": a new instance of our own, never a cluster found through RAY_ADDRESS or the
                 # `ray_current_cluster` file of a `ray start` (joining one would also refuse num_cpus).
                 self._local = _LocalStart(num_cpus or os.cpu_count() or 1)
+
+    def _warm_up_workers(self) -> None:
+        """Start the job's workers while the driver plans: on a running cluster Ray starts a job's
+        workers only when its first tasks arrive (it prestarts them for a cluster's first driver only),
+        and a worker takes ~0.5-1 s to start. A task that does nothing per CPU (at most
+        `_WARM_UP_MAX`), not waited for: the workers it starts take the build's first tasks."""
+        self._ready()
+        cpus = int(self._ray.cluster_resources().get("CPU", 1))
+        for _ in range(max(1, min(cpus, _WARM_UP_MAX))):
+            self._remote_call.remote(_nothing, None, False)
 
     def _ready(self) -> None:
         if self._local is not None:

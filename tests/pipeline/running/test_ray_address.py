@@ -7,16 +7,19 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
 from pipeline.running.executor import ClusterError, _check_reachable, _host_port
 from tests.conftest import REPO
-from tests.pipeline.running.rayhead import clean_env, free_port, ray_head
+from tests.pipeline.running.rayhead import _cmdline, clean_env, free_port, ray_head
 
 CORPUS = str(REPO / ".venv" / "bin" / "corpus")
+PYTHON = sys.executable
 
 
 def _demo_config(directory: Path) -> Path:
@@ -94,3 +97,64 @@ def test_address_forms():
     assert _host_port("[::1]:6379") == ("::1", 6379)
     assert _host_port("auto") is None and _host_port("head") is None
     assert issubclass(ClusterError, RuntimeError)
+
+
+def _worker_pids(head) -> set[int]:
+    """The cluster's worker processes: `default_worker.py` until they name themselves `ray::IDLE` or
+    `ray::<task>` (the raylet's agents are `ray::...Agent`)."""
+    def is_worker(cmd: str) -> bool:
+        return "default_worker.py" in cmd or (cmd.startswith("ray::") and not cmd.split()[0].endswith("Agent"))
+    return {pid for pid in head.pids() if is_worker(_cmdline(pid))}
+
+
+def _wait_for(condition, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return condition()
+
+
+_FIRST = """
+import sys
+from pipeline.running.executor import RayExecutor
+ex = RayExecutor(address=sys.argv[1], progress=False)
+assert ex.map(abs, [-1, -2, -3, -4]) == [1, 2, 3, 4]
+ex.shutdown()
+"""
+_JOINS = """
+import sys
+from pipeline.running.executor import RayExecutor
+ex = RayExecutor(address=sys.argv[1], progress=False)
+print("connected", flush=True)
+sys.stdin.readline()  # the test looks at the cluster's workers meanwhile: no task submitted yet
+print(ex.map(abs, [-1, -2]), flush=True)
+ex.shutdown()
+"""
+
+
+def test_joining_a_cluster_starts_the_jobs_workers_while_the_driver_plans(tmp_path, short_tmp):
+    """Ray starts a later job's workers only when its first tasks arrive (~0.5-1 s each on 2 cores): the
+    executor starts them when it joins, so that they are up by the time the driver has planned."""
+    env = clean_env(tmp_path / "home")
+    with ray_head(short_tmp / "ray", env, num_cpus=2) as head:
+        # a first build: Ray prestarts workers for a cluster's first driver; its tasks bind them to its
+        # job, and they end with it
+        subprocess.run([PYTHON, "-c", _FIRST, head.gcs_address], cwd=REPO, env=env, check=True,
+                       capture_output=True, timeout=180)
+        before = _worker_pids(head)
+        proc = subprocess.Popen([PYTHON, "-c", _JOINS, head.gcs_address], cwd=REPO, env=env, text=True,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            assert proc.stdout.readline().strip() == "connected"
+            started = _wait_for(lambda: len(_worker_pids(head) - before) >= 2, 30)
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            out, err = proc.communicate(timeout=180)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 0, err[-3000:]
+        assert out.strip() == "[1, 2]"
+        assert started, "no worker started before the job's first tasks"
