@@ -262,7 +262,7 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
 
 def cmd_train_tokenizer(args: argparse.Namespace) -> int:
     from pipeline.core.io import as_path
-    from pipeline.outputs.tokenize import train_tokenizer
+    from pipeline.outputs.training import train_tokenizer
     from pipeline.running.runner import stage_inputs
 
     path = train_tokenizer(stage_inputs([as_path(d) for d in args.in_dirs]), as_path(args.out), args.vocab_size,

@@ -40,10 +40,8 @@ from pipeline.core.shards import (
     write_table,
 )
 from pipeline.core.stage import Executor
-from pipeline.outputs.columns import EPOCH_COLUMN, KEY_COLUMN, TEXT_BYTES_COLUMN
-from pipeline.outputs.columns import TOKENS_COLUMN as TOKENS_COLUMN
+from pipeline.outputs.columns import EPOCH_COLUMN, KEY_COLUMN, TEXT_BYTES_COLUMN, TOKENS_COLUMN
 from pipeline.outputs.gather import BUCKET_SUFFIX, gather_task, write_bucket
-from pipeline.outputs.gather import source_counts as source_counts
 from pipeline.outputs.tokenize import TokenShardSpec, one_chunk
 
 MIX_VERSION = "2"  # 2: token ids stored uncompressed in the mixed shards

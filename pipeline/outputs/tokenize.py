@@ -34,9 +34,6 @@ from pipeline.outputs.columns import TOKENS_COLUMN
 from pipeline.outputs.reader import SHARD_SUFFIX
 from pipeline.outputs.textshards import open_parquet
 from pipeline.outputs.token_shards import TokenShardWriter, token_itemsize, write_index
-from pipeline.outputs.training import MIN_BPE_VOCAB as MIN_BPE_VOCAB
-from pipeline.outputs.training import iter_texts as iter_texts
-from pipeline.outputs.training import train_tokenizer as train_tokenizer
 
 TOKENIZE_VERSION = "1"
 MAX_ZSTD_LEVEL = 22  # zstd's highest compression level

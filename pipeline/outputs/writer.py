@@ -26,15 +26,14 @@ from pipeline.outputs.megatron import export_megatron
 from pipeline.outputs.mix import MIX_VERSION, SPLITS, MixConfig, input_digests, mix, split_shards
 from pipeline.outputs.textshards import write_text_shards
 from pipeline.outputs.tokenize import (
-    MIN_BPE_VOCAB,
     TOKENIZE_VERSION,
     TokenizeConfig,
     load_tokenizer,
     pretokenize,
     token_spec,
     tokenize_dirs,
-    train_tokenizer,
 )
+from pipeline.outputs.training import MIN_BPE_VOCAB, train_tokenizer
 
 # in the outputs step's key: what the code writes (the mixed shards, whose digests _mix.json lists, and
 # the token shards) changes with these, so a work directory's outputs of older code are not reused

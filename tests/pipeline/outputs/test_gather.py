@@ -10,7 +10,8 @@ import pytest
 
 from pipeline.core.config import from_mapping
 from pipeline.core.shards import read_table
-from pipeline.outputs.mix import SPLITS, TOKENS_COLUMN, split_shards
+from pipeline.outputs.columns import TOKENS_COLUMN
+from pipeline.outputs.mix import SPLITS, split_shards
 from pipeline.outputs.reader import TokenDataset
 from pipeline.outputs.tokenize import (
     TokenizeConfig,

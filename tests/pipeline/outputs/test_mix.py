@@ -10,7 +10,8 @@ import pytest
 
 from pipeline.core.config import ConfigError
 from pipeline.core.shards import read_table
-from pipeline.outputs.mix import MixConfig, MixError, copies_of, mix, source_counts, split_of, split_shards
+from pipeline.outputs.gather import source_counts
+from pipeline.outputs.mix import MixConfig, MixError, copies_of, mix, split_of, split_shards
 from pipeline.running.executor import SerialExecutor
 from pipeline.versions.manifest import sha256_file
 from tests.pipeline.corpus_text import book_docs, wikipedia_docs, write_doc_shards
@@ -157,7 +158,7 @@ def test_source_counts_do_not_import_pandas(tmp_path):
     import pyarrow.parquet as pq
 
     pq.write_table(pa.table({"source": ["a", "b", "a"], "text": ["x", "yy", "zzz"]}), tmp_path / "t.parquet")
-    code = ("import sys; from pipeline.core.io import read_table; from pipeline.outputs.mix import source_counts; "
+    code = ("import sys; from pipeline.core.io import read_table; from pipeline.outputs.gather import source_counts; "
             f"c = source_counts(read_table({str(tmp_path / 't.parquet')!r})); "
             "assert c == {'a': {'docs': 2, 'text_bytes': 4}, 'b': {'docs': 1, 'text_bytes': 2}}, c; "
             "assert 'pandas' not in sys.modules")

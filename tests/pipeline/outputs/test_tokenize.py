@@ -12,7 +12,8 @@ import pytest
 from pipeline.core.schema import DOC_SCHEMA
 from pipeline.core.shards import ShardError, write_table
 from pipeline.outputs.reader import TokenDataset, TokenShard
-from pipeline.outputs.tokenize import TokenizeConfig, load_tokenizer, tokenize_shards, train_tokenizer
+from pipeline.outputs.tokenize import TokenizeConfig, load_tokenizer, tokenize_shards
+from pipeline.outputs.training import train_tokenizer
 from pipeline.running.executor import SerialExecutor
 from pipeline.versions.manifest import sha256_file
 from tests.conftest import data_path

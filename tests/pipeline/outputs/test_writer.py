@@ -37,7 +37,7 @@ def test_tokens_computed_before_mixing_equal_tokenizing_the_mix_and_are_reused(t
     tokenizes only its new shard."""
     import pyarrow.parquet as pq
 
-    from pipeline.outputs.mix import TOKENS_COLUMN
+    from pipeline.outputs.columns import TOKENS_COLUMN
     from pipeline.outputs.tokenize import TokenizeConfig, tokenize_shards
     from pipeline.running.executor import SerialExecutor
     from tests.conftest import data_path
