@@ -18,13 +18,16 @@ import base64, json, os, threading, time
 import ray._private.services
 from pipeline.running.executor import RayExecutor
 
-calls = []
-def get_node(*args, _ray_get_node=ray._private.services.get_node):
-    started = time.monotonic()
-    try:
-        return _ray_get_node(*args)
-    finally:
-        calls.append(round(time.monotonic() - started, 3))
+from ray._raylet import GcsClient, NodeID
+from ray.core.generated.gcs_pb2 import GcsNodeInfo
+from ray.core.generated.gcs_service_pb2 import GetAllNodeInfoRequest
+
+calls = []  # per call of Ray's get_node: was the node registered already?
+def get_node(gcs_address, node_id, _ray_get_node=ray._private.services.get_node):
+    wanted = [GetAllNodeInfoRequest.NodeSelector(node_id=NodeID.from_hex(node_id).binary())]
+    calls.append(bool(GcsClient(address=gcs_address).get_all_node_info(
+        timeout=5, node_selectors=wanted, state_filter=GcsNodeInfo.GcsNodeState.ALIVE)))
+    return _ray_get_node(gcs_address, node_id)
 ray._private.services.get_node = get_node  # Ray's, as the executor finds it
 
 ex = RayExecutor(num_cpus=2, progress=False)
@@ -103,10 +106,11 @@ def test_local_instance_starts_in_the_background_runs_tasks_and_stops_every_proc
     # as Ray's minimal install: the dashboard agent without the dashboard's modules, and the driver
     # never imported their dependencies to find out whether they are installed
     assert out["minimal_agent"] == 1 and out["dashboard_deps"] is False
-    # no 1 s sleeps: Ray's wait for the raylet to register is called once it has (Ray's own first
-    # miss sleeps 1 s, and its first try comes ~1 s before the raylet's agents are up), and the
-    # raylet retries its socket connections every 20 ms (its system config, from the GCS's) (10 s of patience, as Ray's 10 x 1 s)
-    assert len(out["get_node_calls"]) == 1 and out["get_node_calls"][0] < 0.5, out["get_node_calls"]
+    # no 1 s sleeps: Ray's wait for the raylet to register (which sleeps 1 s after a miss, and used to
+    # be called ~1 s before the raylet's agents were up) is called once, with the node registered; and
+    # the raylet retries its socket connections every 20 ms (its system config, from the GCS's; 10 s of
+    # patience, as Ray's 10 x 1 s)
+    assert out["get_node_calls"] == [True], out["get_node_calls"]
     assert out["get_node_restored"]
     assert out["raylet_config"]["raylet_client_connect_timeout_milliseconds"] == 20
     assert out["raylet_config"]["raylet_client_num_connect_attempts"] == 500
